@@ -1,0 +1,51 @@
+# Process Atlas: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test test-fast lint format typecheck migrate seed bench fuzz validate clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev extra
+
+run: $(STAMP) ## run the API (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)
+	$(BIN)/python -m app serve
+
+test: $(STAMP) ## run the whole test suite in parallel
+	$(BIN)/pytest -n auto -q
+
+test-fast: $(STAMP) ## run the suite in one process, stopping at the first failure
+	$(BIN)/pytest -x -q
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+migrate: $(STAMP) ## apply database migrations
+	$(BIN)/python -m app migrate
+
+seed: $(STAMP) ## load the demo organisation
+	$(BIN)/python -m app seed --demo
+
+bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md)
+	$(BIN)/python locust/bench.py
+
+validate: $(STAMP) ## validate Dockerfiles and compose files offline
+	bash docker/validate.sh
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

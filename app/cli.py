@@ -1,0 +1,88 @@
+"""`python -m app serve | migrate | create-superuser | seed`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app.core.config import Settings, get_settings
+from app.core.embedded import resolve_service_urls
+from app.core.logging import configure_logging
+
+logger = logging.getLogger("app.cli")
+
+
+def _prepare() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return resolve_service_urls(settings)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Start uvicorn with workers, host and port from settings (migrating first if asked)."""
+    import uvicorn
+
+    from app.core import migrations
+
+    settings = _prepare()
+    if settings.should_auto_migrate or args.migrate:
+        assert settings.database_url
+        migrations.upgrade(settings.database_url)
+    uvicorn.run(
+        "app.main:create_configured_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+    )
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Apply migrations up to a revision (head by default)."""
+    from app.core import migrations
+
+    settings = _prepare()
+    assert settings.database_url
+    migrations.upgrade(settings.database_url, args.revision)
+    logger.info("migrated", extra={"revision": args.revision})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP API")
+    serve_cmd.add_argument("--host")
+    serve_cmd.add_argument("--port", type=int)
+    serve_cmd.add_argument("--workers", type=int)
+    serve_cmd.add_argument("--migrate", action="store_true", help="migrate before serving")
+    serve_cmd.set_defaults(handler=serve)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
+    migrate_cmd.add_argument("revision", nargs="?", default="head")
+    migrate_cmd.set_defaults(handler=migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # configuration errors read better without a traceback
+        if isinstance(error, ValueError) and "ENVIRONMENT=production" in str(error):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,130 @@
+"""Settings: every knob comes from the environment or `.env`, validated at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SECRET_KEY = "change-me-in-production-please-32-chars"  # noqa: S105 (a known-insecure default)
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration; see `.env.example` for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Application
+    environment: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    app_name: str = "Process Atlas"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_json: bool = True
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    graceful_shutdown_seconds: int = Field(default=20, ge=0, le=600)
+    auto_migrate: bool | None = None  # None: on in development, off elsewhere
+    data_dir: Path = PROJECT_ROOT / ".data"
+
+    # PostgreSQL (None: an embedded server under DATA_DIR, refused in production)
+    database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    db_echo: bool = False
+
+    # Redis (None: an embedded server under DATA_DIR, refused in production)
+    redis_url: str | None = None
+    redis_key_prefix: str = "pa:"
+    redis_socket_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    # Readiness
+    ready_timeout: float = Field(default=2.0, gt=0, le=30)
+
+    # HTTP edge
+    cors_origins: CsvList = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    allowed_hosts: CsvList = Field(default_factory=lambda: ["*"])
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Self:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = self.insecure_settings()
+        if problems:
+            raise ValueError(
+                "refusing to start with ENVIRONMENT=production: " + "; ".join(problems)
+            )
+        return self
+
+    def insecure_settings(self) -> list[str]:
+        """Name every setting that is unsafe for production."""
+        problems: list[str] = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET_KEY:
+            problems.append("SECRET_KEY is the default value; set a random one")
+        elif len(secret) < MIN_SECRET_KEY_LENGTH:
+            problems.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters")
+        if self.debug:
+            problems.append("DEBUG must be false")
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            problems.append(
+                "CORS_ORIGINS contains '*' while CORS_ALLOW_CREDENTIALS is true; list the origins"
+            )
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set (the embedded PostgreSQL is for development)")
+        if not self.redis_url:
+            problems.append("REDIS_URL is not set (the embedded Redis is for development)")
+        return problems
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        if self.auto_migrate is None:
+            return self.environment is Environment.DEVELOPMENT
+        return self.auto_migrate
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

