@@ -58,6 +58,51 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def create_superuser(args: argparse.Namespace) -> int:
+    """Create a superuser (if none exists) from --email and a password from the environment."""
+    import asyncio
+    import getpass
+    import os
+
+    from redis.asyncio import Redis
+
+    from app.core.database import create_engine, create_sessionmaker
+    from app.domains.auth.context import AuthContext
+    from app.domains.user.bootstrap import ensure_superuser
+
+    settings = _prepare()
+    password = os.environ.get("SUPERUSER_PASSWORD") or (
+        settings.first_superuser_password.get_secret_value()
+        if settings.first_superuser_password
+        else None
+    )
+    if not password:
+        if not sys.stdin.isatty():
+            print("error: set SUPERUSER_PASSWORD (no terminal to ask on)", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Password: ")
+
+    async def run() -> bool:
+        engine = create_engine(settings)
+        redis = Redis.from_url(settings.redis_url or "redis://")
+        try:
+            auth = AuthContext.build(settings, redis)
+            return await ensure_superuser(
+                create_sessionmaker(engine),
+                auth,
+                email=args.email,
+                password=password,
+                full_name=args.full_name,
+            )
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    created = asyncio.run(run())
+    print("superuser created" if created else "a superuser already exists; nothing changed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
     migrate_cmd.add_argument("revision", nargs="?", default="head")
     migrate_cmd.set_defaults(handler=migrate)
+
+    superuser_cmd = commands.add_parser(
+        "create-superuser", help="create the first superuser (password: SUPERUSER_PASSWORD)"
+    )
+    superuser_cmd.add_argument("--email", required=True)
+    superuser_cmd.add_argument("--full-name", default="Administrator")
+    superuser_cmd.set_defaults(handler=create_superuser)
     return parser
 
 

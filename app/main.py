@@ -20,6 +20,8 @@ from app.core.errors import CatchAllMiddleware, ProblemDetail, install_error_han
 from app.core.logging import configure_logging
 from app.core.middleware import RequestIdMiddleware
 from app.core.redis import create_redis
+from app.domains.auth.context import AuthContext
+from app.domains.user.bootstrap import ensure_superuser
 
 logger = logging.getLogger("app")
 
@@ -34,14 +36,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         resolved = resolve_service_urls(settings)
         engine = create_engine(resolved)
+        sessionmaker = create_sessionmaker(engine)
         redis = create_redis(resolved)
+        auth = AuthContext.build(resolved, redis)
+        if resolved.first_superuser_email and resolved.first_superuser_password:
+            await ensure_superuser(
+                sessionmaker,
+                auth,
+                email=resolved.first_superuser_email,
+                password=resolved.first_superuser_password.get_secret_value(),
+            )
         logger.info("started", extra={"version": __version__, "env": resolved.environment})
         try:
             yield {
                 "settings": resolved,
                 "engine": engine,
-                "sessionmaker": create_sessionmaker(engine),
+                "sessionmaker": sessionmaker,
                 "redis": redis,
+                "auth": auth,
             }
         finally:
             await redis.aclose()

@@ -33,8 +33,10 @@ from app.core.database import (
     create_sessionmaker,
     drop_database,
 )
+from app.domains.auth.context import AuthContext
 from app.main import create_app
 from app.models import Base
+from tests.factories import Factory
 
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -105,6 +107,11 @@ def make_settings(**overrides: Any) -> Settings:
         "db_pool_size": 5,
         "db_max_overflow": 10,
         "log_json": True,
+        # Cheap argon2 parameters: the tests exercise the flow, not the work factor.
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 64,
+        "password_hash_parallelism": 1,
+        "password_hash_concurrency": 4,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -164,3 +171,14 @@ async def clean(engine: AsyncEngine, redis: Redis, settings: Settings) -> AsyncI
     keys = [key async for key in redis.scan_iter(match=f"{settings.redis_key_prefix}*")]
     if keys:
         await redis.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+async def auth(settings: Settings, redis: Redis) -> AuthContext:
+    """The same toolkit the app builds, for minting tokens and hashing in arrangements."""
+    return AuthContext.build(settings, redis)
+
+
+@pytest.fixture
+def factory(session: AsyncSession, auth: AuthContext) -> Factory:
+    return Factory(session, auth)

@@ -5,6 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import health
+from app.domains.audit.router import router as audit_router
+from app.domains.auth.router import router as auth_router
+from app.domains.role.router import router as role_router
+from app.domains.user.router import router as user_router
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(auth_router)
+api_router.include_router(user_router)
+api_router.include_router(role_router)
+api_router.include_router(audit_router)

@@ -69,6 +69,32 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "pa:"
     redis_socket_timeout: float = Field(default=2.0, gt=0, le=60)
 
+    # Passwords (argon2id; defaults are RFC 9106's low-memory profile)
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
+    password_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    password_max_length: int = Field(default=128, ge=8, le=1024)
+
+    # Tokens
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "process-atlas"
+    jwt_audience: str = "process-atlas-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+
+    # Login throttling (counted in Redis)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_ip: int = Field(default=50, ge=1)
+
+    # First superuser, created at start-up when no superuser exists
+    first_superuser_email: str | None = None
+    first_superuser_password: SecretStr | None = None
+
     # Readiness
     ready_timeout: float = Field(default=2.0, gt=0, le=30)
 
@@ -81,6 +107,19 @@ class Settings(BaseSettings):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if not self.jwt_algorithm.startswith("HS") and not (
+            self.jwt_private_key_file and self.jwt_public_key_file
+        ):
+            raise ValueError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE "
+                "and JWT_PUBLIC_KEY_FILE"
+            )
+        if self.password_min_length > self.password_max_length:
+            raise ValueError("PASSWORD_MIN_LENGTH is greater than PASSWORD_MAX_LENGTH")
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Self:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, DateTime, MetaData, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Integer, MetaData, func
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,9 +17,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from app.core.config import Settings
+
+logger = logging.getLogger("app.database")
 
 # Stable constraint names, so migrations can address them and errors can be mapped.
 NAMING_CONVENTION = {
@@ -40,13 +43,43 @@ class Base(DeclarativeBase):
     }
 
 
-class TimestampMixin:
-    """`created_at` and `updated_at` as timestamptz filled by PostgreSQL."""
+MAX_BIGINT = 2**63 - 1
 
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        server_default=func.now(), onupdate=func.now(), nullable=False
+
+class EntityMixin:
+    """The columns every domain table has: identity id, timestamps, author and version.
+
+    `version` is SQLAlchemy's version counter: every UPDATE bumps it and checks the old
+    value, and it is what ETags and If-Match compare.
+    """
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True, sort_order=-1)
+    created_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), index=True, sort_order=100
     )
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), onupdate=func.now(), sort_order=100
+    )
+    version: Mapped[int] = mapped_column(Integer, server_default="1", sort_order=100)
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int | None]:  # noqa: N805 (declared_attr takes the class)
+        return mapped_column(
+            ForeignKey("users.id", ondelete="RESTRICT"), index=True, sort_order=100
+        )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        # eager_defaults: INSERT/UPDATE ... RETURNING fills server-side values in place.
+        return {"version_id_col": cls.version, "eager_defaults": True}
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the request's transaction has committed (never on rollback)."""
+    session.info.setdefault("after_commit", []).append(callback)
 
 
 def async_url(url: str) -> URL:
@@ -91,11 +124,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
-        except BaseException:
-            await session.rollback()
+        except BaseException as error:
+            if getattr(error, "keep_changes", False):
+                # An error that must persist what led to it (a revoked token family).
+                await session.commit()
+            else:
+                await session.rollback()
             raise
         else:
             await session.commit()
+        for callback in session.info.pop("after_commit", []):
+            try:
+                await callback()
+            except Exception:
+                logger.exception("after-commit callback failed")
 
 
 # scope="function": commit runs before the response is sent, so a failed commit

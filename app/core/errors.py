@@ -352,3 +352,33 @@ class CatchAllMiddleware:
                 detail="An unexpected error occurred; it has been logged.",
             )
             await response(scope, receive, send)
+
+
+_RESPONSE_DESCRIPTIONS = {
+    400: "The request cannot be processed.",
+    401: "Not authenticated, or the token is invalid, expired or revoked.",
+    403: "The caller lacks the permission this needs.",
+    404: "No such resource.",
+    409: "Conflicts with existing data.",
+    412: "If-Match names a version that is no longer current.",
+    413: "The body is larger than allowed.",
+    415: "The body is not JSON.",
+    422: "The request is not valid.",
+    429: "Too many requests; see Retry-After.",
+    503: "A dependency is unavailable; see Retry-After.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting the problem documents a route can answer."""
+    return {
+        status: {
+            "model": ProblemDetail,
+            "description": _RESPONSE_DESCRIPTIONS[status],
+            "content": {PROBLEM_CONTENT_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+AUTHENTICATED_ERRORS = problem_responses(401, 403, 503)

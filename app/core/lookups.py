@@ -1,0 +1,72 @@
+"""Loading rows by id: one query for one id, one query for a whole set of ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Path
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.base import ExecutableOption
+
+from app.core.database import MAX_BIGINT, Base
+from app.core.errors import NotFound, ValidationFailed
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+EntityId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The entity's id.")]
+
+
+async def get_or_raise(
+    session: AsyncSession,
+    model: type[ModelT],
+    entity_id: int,
+    *,
+    not_found: type[NotFound] = NotFound,
+    for_update: bool = False,
+    options: Sequence[ExecutableOption] = (),
+) -> ModelT:
+    """The row with `entity_id`, locked when it is about to be written, or `not_found`."""
+    statement = select(model).where(model.id == entity_id).options(*options)  # type: ignore[attr-defined]
+    if for_update:
+        # Writers of one row queue here: If-Match checks and link replacement are then exact.
+        statement = statement.with_for_update(of=model)
+    entity = (await session.scalars(statement)).one_or_none()
+    if entity is None:
+        label = getattr(model, "__label__", model.__name__)
+        raise not_found(f"{label} {entity_id} does not exist.")
+    return entity
+
+
+async def missing_ids(
+    session: AsyncSession, id_column: InstrumentedAttribute[Any], ids: Iterable[int]
+) -> list[int]:
+    """The ids among `ids` that have no row (one query, whatever the number of ids)."""
+    wanted = set(ids)
+    if not wanted:
+        return []
+    found = set((await session.scalars(select(id_column).where(id_column.in_(wanted)))).all())
+    return sorted(wanted - found)
+
+
+async def require_ids(
+    session: AsyncSession, id_column: InstrumentedAttribute[Any], ids: Iterable[int], field: str
+) -> None:
+    """Raise 422 naming every id in `ids` that does not exist."""
+    missing = await missing_ids(session, id_column, ids)
+    if missing:
+        raise ValidationFailed(
+            f"Unknown ids in {field}: {', '.join(map(str, missing))}.",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", field],
+                        "msg": "unknown ids",
+                        "type": "unknown_ids",
+                        "missing": missing,
+                    }
+                ]
+            },
+        )

@@ -1,0 +1,236 @@
+"""Keyset pagination, whitelisted sorting and opaque signed cursors, shared by every list.
+
+A page is `ORDER BY <sort fields>, id LIMIT limit + 1`, and the next page starts strictly
+after the last row's values: no OFFSET, so page 1,000 costs what page 1 costs, and rows
+inserted while a client walks the pages never make it see a row twice or miss one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, ConfigDict, model_serializer
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.core.errors import ValidationFailed
+
+T = TypeVar("T")
+# The MAC makes a truncated, edited or foreign cursor a clean 422. It is not a secret:
+# a forged cursor could only choose where a page starts, which filters allow anyway.
+_CURSOR_KEY = b"process-atlas/cursor/v1"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list; `total` appears only when `include_total=true` was asked."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+    total: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_total(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("total") is None:
+            data.pop("total", None)
+        return data
+
+
+class PageResult(Generic[T]):
+    """A page of rows as a service returns it; the router's `Page[...]` model renders it."""
+
+    __slots__ = ("items", "next_cursor", "total")
+
+    def __init__(self, items: list[T], next_cursor: str | None, total: int | None = None) -> None:
+        self.items = items
+        self.next_cursor = next_cursor
+        self.total = total
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+    sort: str | None
+    include_total: bool
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Comma-separated fields, `-` for descending (`-created_at,name`).",
+        ),
+    ] = None,
+    include_total: Annotated[bool, Query(description="Add `total` (one more query).")] = False,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor, sort=sort, include_total=include_total)
+
+
+PageParamsDep = Annotated[PageParams, Depends(page_params)]
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderItem:
+    name: str
+    column: InstrumentedAttribute[Any]
+    descending: bool
+
+
+class Keyset:
+    """The sortable fields of one collection and how to page through them."""
+
+    def __init__(
+        self,
+        id_column: InstrumentedAttribute[Any],
+        fields: dict[str, InstrumentedAttribute[Any]],
+    ) -> None:
+        self.id_column = id_column
+        self.fields = fields
+
+    def order(self, sort: str | None) -> list[_OrderItem]:
+        """Parse `sort` against the whitelist; id is always the final tie-break."""
+        items: list[_OrderItem] = []
+        seen: set[str] = set()
+        for raw in (sort or "").split(","):
+            token = raw.strip()
+            if not token:
+                continue
+            descending = token.startswith("-")
+            name = token.lstrip("-+")
+            if name not in self.fields and name != "id":
+                allowed = ", ".join(sorted([*self.fields, "id"]))
+                raise ValidationFailed(f"Cannot sort by {name!r}; sortable fields: {allowed}.")
+            if name in seen:
+                continue
+            seen.add(name)
+            column = self.id_column if name == "id" else self.fields[name]
+            items.append(_OrderItem(name, column, descending))
+            if name == "id":
+                break
+        if not items or items[-1].name != "id":
+            last_descending = items[-1].descending if items else False
+            items.append(_OrderItem("id", self.id_column, last_descending))
+        return items
+
+    def apply(self, statement: Select[Any], params: PageParams) -> Select[Any]:
+        """Add ordering, the cursor's lower bound and `LIMIT limit + 1` to `statement`."""
+        order = self.order(params.sort)
+        if params.cursor:
+            values = self._decode(params.cursor, order)
+            statement = statement.where(_after(order, values))
+        return statement.order_by(
+            *(item.column.desc() if item.descending else item.column.asc() for item in order)
+        ).limit(params.limit + 1)
+
+    def page(self, rows: Sequence[Any], params: PageParams) -> tuple[list[Any], str | None]:
+        """Split the fetched rows into the page and the cursor of the next one."""
+        items = list(rows[: params.limit])
+        if len(rows) <= params.limit:
+            return items, None
+        order = self.order(params.sort)
+        last = items[-1]
+        values = [getattr(last, item.column.key) for item in order]
+        return items, self._encode(order, values)
+
+    def _signature(self, payload: bytes) -> str:
+        digest = hmac.new(_CURSOR_KEY, payload, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _encode(self, order: list[_OrderItem], values: list[Any]) -> str:
+        body = {"s": [("-" if i.descending else "") + i.name for i in order]}
+        body["v"] = [_plain(value) for value in values]
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        encoded = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        return f"{encoded}.{self._signature(payload)}"
+
+    def _decode(self, cursor: str, order: list[_OrderItem]) -> list[Any]:
+        invalid = ValidationFailed("The cursor is not valid for this list and sort.")
+        encoded, _, signature = cursor.partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise invalid from None
+        if not hmac.compare_digest(signature, self._signature(payload)):
+            raise invalid
+        try:
+            body = json.loads(payload)
+            expected = [("-" if i.descending else "") + i.name for i in order]
+            if body["s"] != expected or len(body["v"]) != len(order):
+                raise invalid
+            return [
+                _typed(item.column, value) for item, value in zip(order, body["v"], strict=True)
+            ]
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+            raise invalid from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    python_type = column.type.python_type
+    if value is None:
+        raise ValueError("keyset values are never null")
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if issubclass(python_type, enum.Enum):
+        return python_type(value)
+    if python_type is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if python_type is str and isinstance(value, str):
+        return value
+    raise ValueError("unexpected cursor value")
+
+
+def _after(order: list[_OrderItem], values: list[Any]) -> ColumnElement[bool]:
+    """Rows strictly after `values` in `order` (a row comparison when directions agree)."""
+    if len({item.descending for item in order}) == 1:
+        left = tuple_(*(item.column for item in order))
+        right = tuple_(*values)
+        return left < right if order[0].descending else left > right
+    clauses = []
+    for index, item in enumerate(order):
+        equal = [order[j].column == values[j] for j in range(index)]
+        beyond = item.column < values[index] if item.descending else item.column > values[index]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
+
+
+async def fetch_page(
+    session: AsyncSession, statement: Select[Any], keyset: Keyset, params: PageParams
+) -> PageResult[Any]:
+    """Run a filtered statement as one page (plus a count when `include_total` is set)."""
+    rows = (await session.scalars(keyset.apply(statement, params))).all()
+    items, next_cursor = keyset.page(rows, params)
+    total = None
+    if params.include_total:
+        total = await session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+    return PageResult(items, next_cursor, total)

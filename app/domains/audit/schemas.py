@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from app.core.database import MAX_BIGINT
+
+Action = Literal["create", "update", "delete"]
+EntityType = Literal["user", "role", "department", "location", "resource", "process"]
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    actor_id: int | None
+    action: Action
+    entity_type: EntityType
+    entity_id: int
+    changes: dict[str, Any]
+    request_id: str | None
+    occurred_at: datetime
+
+
+class AuditFilters(BaseModel):
+    entity_type: EntityType | None = None
+    entity_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None
+    actor_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None
+    action: Action | None = None
+    occurred_after: AwareDatetime | None = None
+    occurred_before: AwareDatetime | None = None

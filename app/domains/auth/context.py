@@ -1,0 +1,38 @@
+"""The per-process authentication toolkit, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from app.core.config import Settings
+from app.core.security import PasswordHashing, TokenCodec
+from app.domains.auth.token_state import TokenStateStore
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    settings: Settings
+    passwords: PasswordHashing
+    tokens: TokenCodec
+    token_state: TokenStateStore
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis) -> AuthContext:
+        return cls(
+            settings=settings,
+            passwords=PasswordHashing(settings),
+            tokens=TokenCodec(settings),
+            token_state=TokenStateStore(redis, settings.redis_key_prefix),
+        )
+
+
+def get_auth(request: Request) -> AuthContext:
+    auth: AuthContext = request.state.auth
+    return auth
+
+
+AuthDep = Annotated[AuthContext, Depends(get_auth)]

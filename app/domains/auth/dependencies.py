@@ -1,0 +1,121 @@
+"""Who is calling, and may they: one dependency per route states what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.database import SessionDep
+from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.core.logging import user_id_var
+from app.core.security import InvalidToken
+from app.domains.auth.context import AuthDep
+from app.domains.auth.permissions import PERMISSIONS
+from app.domains.auth.token_state import Authorization
+from app.domains.role.models import Role
+from app.domains.user.models import User, user_roles
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, as known from the token and Redis (no PostgreSQL query)."""
+
+    user_id: int
+    is_superuser: bool
+    permissions: frozenset[str]
+    session_id: str
+    jti: str
+    expires_at: int
+
+    def can(self, permission: str) -> bool:
+        return self.is_superuser or permission in self.permissions
+
+    def holds_all(self, permissions: set[str] | frozenset[str]) -> bool:
+        return self.is_superuser or permissions <= self.permissions
+
+
+async def load_authorization(session: AsyncSession, user_id: int) -> Authorization | None:
+    """The user's flags and the union of their roles' permissions, from PostgreSQL."""
+    user = (
+        await session.execute(select(User.is_active, User.is_superuser).where(User.id == user_id))
+    ).one_or_none()
+    if user is None:
+        return None
+    rows = await session.scalars(
+        select(Role.permissions)
+        .join(user_roles, user_roles.c.role_id == Role.id)
+        .where(user_roles.c.user_id == user_id)
+    )
+    granted = frozenset(p for permissions in rows for p in permissions) & PERMISSIONS
+    return Authorization(
+        is_active=user.is_active, is_superuser=user.is_superuser, permissions=granted
+    )
+
+
+async def current_principal(
+    auth: AuthDep, session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
+    """Check the bearer token: signature and claims, then one Redis round trip."""
+    if not token:
+        raise Unauthorized("Not authenticated.")
+    try:
+        claims = auth.tokens.decode(token)
+    except InvalidToken:
+        raise Unauthorized("The access token is invalid or has expired.") from None
+    try:
+        state = await auth.token_state.read(claims.user_id, claims.jti)
+    except RedisError:
+        # Fail closed: without the deny list a revoked token could pass.
+        raise ServiceUnavailable("Token checks are unavailable; retry shortly.") from None
+    if state.revokes(issued_at=claims.issued_at, session_id=claims.session_id):
+        raise Unauthorized("The access token has been revoked.")
+    authorization = state.authorization
+    if authorization is None:
+        authorization = await load_authorization(session, claims.user_id)
+        if authorization is None:
+            raise Unauthorized("The access token has been revoked.")
+        try:
+            await auth.token_state.cache(claims.user_id, authorization, state.epoch)
+        except RedisError:
+            raise ServiceUnavailable("Token checks are unavailable; retry shortly.") from None
+    if not authorization.is_active:
+        raise Unauthorized("The account is deactivated.")
+    user_id_var.set(claims.user_id)
+    return Principal(
+        user_id=claims.user_id,
+        is_superuser=authorization.is_superuser,
+        permissions=authorization.permissions,
+        session_id=claims.session_id,
+        jti=claims.jti,
+        expires_at=claims.expires_at,
+    )
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(permission: str | None) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that admits callers holding `permission` (None: any signed-in user)."""
+    if permission is not None and permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if permission is not None and not principal.can(permission):
+            raise Forbidden(f"This needs the {permission!r} permission.")
+        return principal
+
+    check.__permission__ = permission or "authenticated"  # type: ignore[attr-defined]
+    return check
+
+
+Authenticated = Annotated[Principal, Depends(require(None))]
+AuditRead = Annotated[Principal, Depends(require("audit:read"))]

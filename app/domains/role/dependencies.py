@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.core.database import SessionDep
+from app.core.lookups import EntityId
+from app.domains.auth.dependencies import Principal, require
+from app.domains.role import service as role_service
+from app.domains.role.models import Role
+
+RolesRead = Annotated[Principal, Depends(require("roles:read"))]
+RolesWrite = Annotated[Principal, Depends(require("roles:write"))]
+
+
+async def valid_role(role_id: EntityId, session: SessionDep) -> Role:
+    return await role_service.get(session, role_id)
+
+
+async def role_for_update(role_id: EntityId, session: SessionDep) -> Role:
+    """The role row, locked until the request's transaction ends."""
+    return await role_service.get(session, role_id, for_update=True)
+
+
+ValidRole = Annotated[Role, Depends(valid_role)]
+LockedRole = Annotated[Role, Depends(role_for_update)]

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from sqlalchemy import ARRAY, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, EntityMixin
+
+
+class Role(EntityMixin, Base):
+    """A job function (processes link to roles) and a grant of permissions."""
+
+    __tablename__ = "roles"
+    __label__ = "Role"
+
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+
+
+Index("uq_roles_name_lower", func.lower(Role.name), unique=True)

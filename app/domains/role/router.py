@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.core.database import SessionDep
+from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
+from app.core.pagination import Page, PageParamsDep, PageResult
+from app.core.versioning import IfMatch, set_etag
+from app.domains.auth.context import AuthDep
+from app.domains.role import service as role_service
+from app.domains.role.dependencies import LockedRole, RolesRead, RolesWrite, ValidRole
+from app.domains.role.models import Role
+from app.domains.role.schemas import RoleCreate, RoleFilters, RoleRead, RoleUpdate
+
+router = APIRouter(prefix="/roles", tags=["roles"])
+
+
+@router.get("", response_model=Page[RoleRead], responses=AUTHENTICATED_ERRORS)
+async def list_roles(
+    _: RolesRead,
+    session: SessionDep,
+    page: PageParamsDep,
+    filters: Annotated[RoleFilters, Query()],
+) -> PageResult[Role]:
+    """List roles, filtered and keyset-paginated."""
+    return await role_service.list_roles(session, filters=filters, page=page)
+
+
+@router.post(
+    "",
+    response_model=RoleRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(409)},
+)
+async def create_role(
+    actor: RolesWrite, data: RoleCreate, session: SessionDep, auth: AuthDep, response: Response
+) -> Role:
+    """Create a role with permissions the caller holds."""
+    role = await role_service.create(session, auth, data=data, actor=actor)
+    response.headers["Location"] = f"/api/v1/roles/{role.id}"
+    set_etag(response, role.version)
+    return role
+
+
+@router.get(
+    "/{role_id}",
+    response_model=RoleRead,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+)
+async def read_role(_: RolesRead, role: ValidRole, response: Response) -> Role:
+    """One role."""
+    set_etag(response, role.version)
+    return role
+
+
+@router.patch(
+    "/{role_id}",
+    response_model=RoleRead,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+)
+async def update_role(
+    actor: RolesWrite,
+    role: LockedRole,
+    data: RoleUpdate,
+    session: SessionDep,
+    auth: AuthDep,
+    expected: IfMatch,
+    response: Response,
+) -> Role:
+    """Update a role; its holders' permissions change on their next request."""
+    role = await role_service.update(
+        session, auth, role=role, data=data, actor=actor, if_match=expected
+    )
+    set_etag(response, role.version)
+    return role
+
+
+@router.delete(
+    "/{role_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+)
+async def delete_role(
+    actor: RolesWrite, role: LockedRole, session: SessionDep, auth: AuthDep, expected: IfMatch
+) -> None:
+    """Delete a role that no user holds."""
+    await role_service.delete_role(session, auth, role=role, actor=actor, if_match=expected)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.database import Base, EntityMixin
+
+if TYPE_CHECKING:
+    from app.domains.role.models import Role
+
+user_roles = Table(
+    "user_roles",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class User(EntityMixin, Base):
+    """A person who signs in; what they may do comes from their roles."""
+
+    __tablename__ = "users"
+    __label__ = "User"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    full_name: Mapped[str] = mapped_column(String(200))
+    job_title: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(server_default="true", index=True)
+    is_superuser: Mapped[bool] = mapped_column(server_default="false")
+    password_hash: Mapped[str] = mapped_column(String(255))
+
+    roles: Mapped[list[Role]] = relationship(
+        secondary=user_roles, lazy="raise", passive_deletes=True, order_by="Role.id"
+    )

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.core.database import SessionDep
+from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
+from app.core.pagination import Page, PageParamsDep, PageResult
+from app.core.versioning import IfMatch, set_etag
+from app.domains.auth.context import AuthDep
+from app.domains.auth.dependencies import Authenticated
+from app.domains.user import service as user_service
+from app.domains.user.dependencies import LockedUser, UsersRead, UsersWrite, ValidUser
+from app.domains.user.models import User
+from app.domains.user.schemas import (
+    PasswordChange,
+    UserCreate,
+    UserFilters,
+    UserRead,
+    UserSelfUpdate,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", response_model=Page[UserRead], responses=AUTHENTICATED_ERRORS)
+async def list_users(
+    _: UsersRead,
+    session: SessionDep,
+    page: PageParamsDep,
+    filters: Annotated[UserFilters, Query()],
+) -> PageResult[User]:
+    """List users, filtered and keyset-paginated."""
+    return await user_service.list_users(session, filters=filters, page=page)
+
+
+@router.post(
+    "",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(409)},
+)
+async def create_user(
+    actor: UsersWrite, data: UserCreate, session: SessionDep, auth: AuthDep, response: Response
+) -> User:
+    """Create a user account."""
+    user = await user_service.create(session, auth, data=data, actor=actor)
+    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    set_etag(response, user.version)
+    return user
+
+
+@router.get("/me", response_model=UserRead, responses=AUTHENTICATED_ERRORS)
+async def read_me(principal: Authenticated, session: SessionDep, response: Response) -> User:
+    """The signed-in user's own account."""
+    user = await user_service.get(session, principal.user_id)
+    set_etag(response, user.version)
+    return user
+
+
+@router.patch("/me", response_model=UserRead, responses=AUTHENTICATED_ERRORS)
+async def update_me(
+    principal: Authenticated, data: UserSelfUpdate, session: SessionDep, response: Response
+) -> User:
+    """Change one's own full name or job title (nothing else)."""
+    user = await user_service.get(session, principal.user_id, for_update=True)
+    user = await user_service.update_self(session, user=user, data=data, actor=principal)
+    set_etag(response, user.version)
+    return user
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=AUTHENTICATED_ERRORS)
+async def change_my_password(
+    principal: Authenticated, data: PasswordChange, session: SessionDep, auth: AuthDep
+) -> None:
+    """Change one's own password; every other session ends."""
+    await user_service.change_password(session, auth, data=data, actor=principal)
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+)
+async def read_user(_: UsersRead, user: ValidUser, response: Response) -> User:
+    """One user."""
+    set_etag(response, user.version)
+    return user
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserRead,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+)
+async def update_user(
+    actor: UsersWrite,
+    user: LockedUser,
+    data: UserUpdate,
+    session: SessionDep,
+    auth: AuthDep,
+    expected: IfMatch,
+    response: Response,
+) -> User:
+    """Update a user; `role_ids`, when present, replaces their roles."""
+    user = await user_service.update(
+        session, auth, user=user, data=data, actor=actor, if_match=expected
+    )
+    set_etag(response, user.version)
+    return user
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+)
+async def delete_user(
+    actor: UsersWrite, user: LockedUser, session: SessionDep, auth: AuthDep, expected: IfMatch
+) -> None:
+    """Delete a user who created nothing (otherwise deactivate them)."""
+    await user_service.delete_user(session, auth, user=user, actor=actor, if_match=expected)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from app.core.database import MAX_BIGINT
+from app.domains.role.schemas import RoleSummary
+
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# The configured bounds (PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH) are checked by the service;
+# this only keeps absurd inputs away from the hasher.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Ids = Annotated[list[Annotated[int, Field(ge=1, le=MAX_BIGINT)]], Field(max_length=500)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    full_name: FullName
+    job_title: JobTitle | None = None
+    password: Password
+    is_active: bool = True
+    is_superuser: bool = False
+    role_ids: Ids = Field(default_factory=list)
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class UserUpdate(BaseModel):
+    """An administrator's partial update; `role_ids`, when present, replaces the set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+    job_title: JobTitle | None = None
+    password: Password | None = None
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+    role_ids: Ids | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+
+class UserSelfUpdate(BaseModel):
+    """What anyone may change about themselves; anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+    job_title: JobTitle | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Password
+    new_password: Password
+
+
+class UserSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    full_name: str
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str
+    job_title: str | None
+    is_active: bool
+    is_superuser: bool
+    roles: list[RoleSummary]
+    created_at: datetime
+    updated_at: datetime
+    created_by_id: int | None
+    version: int
+
+
+class UserFilters(BaseModel):
+    q: Annotated[str | None, StringConstraints(max_length=200)] = Field(
+        default=None, description="Case-insensitive text in email or full name."
+    )
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+    role_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
+    created_by_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
