@@ -32,7 +32,7 @@ async def test_login_answers_a_token_pair(
 
 
 async def test_login_ignores_email_case(client: AsyncClient, factory: Factory) -> None:
-    user = await factory.user(email="Mixed.Case@Example.com".lower())
+    await factory.user(email="Mixed.Case@Example.com".lower())
     response = await login(client, "MIXED.case@example.COM")
     assert response.status_code == 200
 
@@ -95,7 +95,8 @@ async def test_login_upgrades_a_hash_made_with_old_parameters(
     session.expire_all()
     stored = await session.scalar(select(User.password_hash).where(User.id == user_id))
     assert stored != old
-    assert stored is not None and stored.startswith("$argon2id$")
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
     assert (await login(client, email)).status_code == 200
 
 
