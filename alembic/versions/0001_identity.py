@@ -77,8 +77,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
-    op.create_index(op.f("ix_users_created_at"), "users", ["created_at"], unique=False)
-    op.create_index(op.f("ix_users_created_by_id"), "users", ["created_by_id"], unique=False)
+    op.create_index("ix_users_created_at_id", "users", ["created_at", "id"], unique=False)
+    op.create_index("ix_users_created_by_id_id", "users", ["created_by_id", "id"], unique=False)
     op.create_index(op.f("ix_users_is_active"), "users", ["is_active"], unique=False)
     op.create_table(
         "refresh_tokens",
@@ -139,8 +139,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
     )
-    op.create_index(op.f("ix_roles_created_at"), "roles", ["created_at"], unique=False)
-    op.create_index(op.f("ix_roles_created_by_id"), "roles", ["created_by_id"], unique=False)
+    op.create_index("ix_roles_created_at_id", "roles", ["created_at", "id"], unique=False)
+    op.create_index("ix_roles_created_by_id_id", "roles", ["created_by_id", "id"], unique=False)
     op.create_index("uq_roles_name_lower", "roles", [sa.literal_column("lower(name)")], unique=True)
     op.create_table(
         "user_roles",
@@ -161,15 +161,15 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_user_roles_role_id"), table_name="user_roles")
     op.drop_table("user_roles")
     op.drop_index("uq_roles_name_lower", table_name="roles")
-    op.drop_index(op.f("ix_roles_created_by_id"), table_name="roles")
-    op.drop_index(op.f("ix_roles_created_at"), table_name="roles")
+    op.drop_index("ix_roles_created_by_id_id", table_name="roles")
+    op.drop_index("ix_roles_created_at_id", table_name="roles")
     op.drop_table("roles")
     op.drop_index("ix_refresh_tokens_user_id_active", table_name="refresh_tokens")
     op.drop_index(op.f("ix_refresh_tokens_family_id"), table_name="refresh_tokens")
     op.drop_table("refresh_tokens")
     op.drop_index(op.f("ix_users_is_active"), table_name="users")
-    op.drop_index(op.f("ix_users_created_by_id"), table_name="users")
-    op.drop_index(op.f("ix_users_created_at"), table_name="users")
+    op.drop_index("ix_users_created_by_id_id", table_name="users")
+    op.drop_index("ix_users_created_at_id", table_name="users")
     op.drop_table("users")
     op.drop_index("ix_audit_events_occurred_at", table_name="audit_events")
     op.drop_index("ix_audit_events_entity", table_name="audit_events")

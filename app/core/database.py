@@ -5,11 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Integer, MetaData, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    func,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -54,9 +65,7 @@ class EntityMixin:
     """
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True, sort_order=-1)
-    created_at: Mapped[datetime] = mapped_column(
-        server_default=func.now(), index=True, sort_order=100
-    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=100)
     updated_at: Mapped[datetime] = mapped_column(
         server_default=func.now(), onupdate=func.now(), sort_order=100
     )
@@ -64,8 +73,16 @@ class EntityMixin:
 
     @declared_attr
     def created_by_id(cls) -> Mapped[int | None]:  # noqa: N805 (declared_attr takes the class)
-        return mapped_column(
-            ForeignKey("users.id", ondelete="RESTRICT"), index=True, sort_order=100
+        return mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), sort_order=100)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
+        # (column, id) pairs: keyset pages filtered or sorted by these stay index-only walks.
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            Index(f"ix_{table}_created_at_id", "created_at", "id"),
+            Index(f"ix_{table}_created_by_id_id", "created_by_id", "id"),
+            *getattr(cls, "__indexes__", ()),
         )
 
     @declared_attr.directive
@@ -80,6 +97,18 @@ AfterCommit = Callable[[], Awaitable[None]]
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run `callback` once the request's transaction has committed (never on rollback)."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+def str_enum(enum_class: type[StrEnum], name: str) -> Enum:
+    """A VARCHAR column with a CHECK of the enum's values (new values need no type migration)."""
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 def async_url(url: str) -> URL:

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
 
 from app.core.database import MAX_BIGINT, Base
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -69,4 +69,28 @@ async def require_ids(
                     }
                 ]
             },
+        )
+
+
+async def ensure_unreferenced(
+    session: AsyncSession, label: str, references: dict[str, ColumnElement[bool]]
+) -> None:
+    """409 naming every kind of row that still points at the entity (one query for all)."""
+    if not references:
+        return
+    counts = (
+        await session.execute(
+            select(
+                *(
+                    select(func.count()).where(condition).scalar_subquery().label(name)
+                    for name, condition in references.items()
+                )
+            )
+        )
+    ).one()
+    blocking = [f"{count} {name}" for name, count in zip(references, counts, strict=True) if count]
+    if blocking:
+        raise Conflict(
+            f"{label} is still referenced by {', '.join(blocking)}; move or delete those first.",
+            extra={"blocked_by": {n: c for n, c in zip(references, counts, strict=True) if c}},
         )

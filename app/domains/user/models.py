@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.database import Base, EntityMixin
@@ -23,6 +23,10 @@ class User(EntityMixin, Base):
 
     __tablename__ = "users"
     __label__ = "User"
+    __indexes__ = (
+        Index("ix_users_department_id_id", "department_id", "id"),
+        Index("ix_users_location_id_id", "location_id", "id"),
+    )
 
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
     full_name: Mapped[str] = mapped_column(String(200))
@@ -30,6 +34,10 @@ class User(EntityMixin, Base):
     is_active: Mapped[bool] = mapped_column(server_default="true", index=True)
     is_superuser: Mapped[bool] = mapped_column(server_default="false")
     password_hash: Mapped[str] = mapped_column(String(255))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="RESTRICT")
+    )
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
 
     roles: Mapped[list[Role]] = relationship(
         secondary=user_roles, lazy="raise", passive_deletes=True, order_by="Role.id"

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, EntityMixin, str_enum
+
+
+class ProcessStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class Criticality(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+def _link_table(name: str, target: str) -> Table:
+    """A process-to-<target> link: composite key, cascading both ways, indexed both ways."""
+    return Table(
+        f"process_{name}",
+        Base.metadata,
+        Column("process_id", ForeignKey("processes.id", ondelete="CASCADE"), primary_key=True),
+        Column(f"{target}_id", ForeignKey(f"{name}.id", ondelete="CASCADE"), primary_key=True),
+        Index(f"ix_process_{name}_{target}_id_process_id", f"{target}_id", "process_id"),
+    )
+
+
+process_departments = _link_table("departments", "department")
+process_locations = _link_table("locations", "location")
+process_resources = _link_table("resources", "resource")
+process_roles = _link_table("roles", "role")
+
+
+class Process(EntityMixin, Base):
+    """The hub: what the organisation does, and who, where and with what it does it."""
+
+    __tablename__ = "processes"
+    __label__ = "Process"
+    __indexes__ = (
+        Index("ix_processes_status_id", "status", "id"),
+        Index("ix_processes_criticality_id", "criticality", "id"),
+        Index("ix_processes_owner_id_id", "owner_id", "id"),
+        Index("ix_processes_title_id", "title", "id"),
+        Index("ix_processes_updated_at_id", "updated_at", "id"),
+        # Trigram indexes serve `q` (ILIKE '%text%') on title and description.
+        Index(
+            "ix_processes_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_processes_description_trgm",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"description": "gin_trgm_ops"},
+        ),
+    )
+
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ProcessStatus] = mapped_column(
+        str_enum(ProcessStatus, "status"),
+        server_default=ProcessStatus.DRAFT.value,
+    )
+    criticality: Mapped[Criticality] = mapped_column(
+        str_enum(Criticality, "criticality"),
+        server_default=Criticality.MEDIUM.value,
+    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
