@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domains.auth.context import AuthContext
+from app.domains.department.models import Department
+from app.domains.location.models import Location, LocationKind
+from app.domains.resource.models import Resource, ResourceKind
 from app.domains.role.models import Role
 from app.domains.user.models import User, user_roles
 
@@ -75,3 +78,27 @@ class Factory:
         """A bearer header for `user` (a token as the login would issue it)."""
         token, _ = self.auth.tokens.issue(user.id, uuid.uuid4().hex)
         return {"Authorization": f"Bearer {token}"}
+
+    async def department(self, *, parent: Department | None = None, name: str | None = None) -> Department:
+        department = Department(
+            name=name or f"Department {next(_sequence)}", parent_id=parent.id if parent else None
+        )
+        self.session.add(department)
+        await self.session.commit()
+        return department
+
+    async def location(self, *, parent: Location | None = None, name: str | None = None) -> Location:
+        location = Location(
+            name=name or f"Location {next(_sequence)}",
+            kind=LocationKind.SITE if parent is None else LocationKind.BUILDING,
+            parent_id=parent.id if parent else None,
+        )
+        self.session.add(location)
+        await self.session.commit()
+        return location
+
+    async def resource(self, *, name: str | None = None) -> Resource:
+        resource = Resource(name=name or f"Resource {next(_sequence)}", kind=ResourceKind.SYSTEM)
+        self.session.add(resource)
+        await self.session.commit()
+        return resource

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
+from pydantic import Field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -17,6 +18,11 @@ from app.core.errors import Conflict, NotFound, ValidationFailed
 ModelT = TypeVar("ModelT", bound=Base)
 
 EntityId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The entity's id.")]
+MAX_LINKS = 500
+IdList = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_BIGINT)]],
+    Field(max_length=MAX_LINKS, description=f"At most {MAX_LINKS} ids; repeats count once."),
+]
 
 
 async def get_or_raise(
@@ -57,19 +63,16 @@ async def require_ids(
     """Raise 422 naming every id in `ids` that does not exist."""
     missing = await missing_ids(session, id_column, ids)
     if missing:
-        raise ValidationFailed(
-            f"Unknown ids in {field}: {', '.join(map(str, missing))}.",
-            extra={
-                "errors": [
-                    {
-                        "loc": ["body", field],
-                        "msg": "unknown ids",
-                        "type": "unknown_ids",
-                        "missing": missing,
-                    }
-                ]
-            },
-        )
+        raise unknown_ids(field, missing)
+
+
+def unknown_ids(field: str, missing: list[int]) -> ValidationFailed:
+    """The 422 that names every id of `field` that does not exist."""
+    error = {"loc": ["body", field], "msg": "unknown ids", "type": "unknown_ids"}
+    return ValidationFailed(
+        f"Unknown ids in {field}: {', '.join(map(str, missing))}.",
+        extra={"errors": [{**error, "missing": missing}]},
+    )
 
 
 async def ensure_unreferenced(

@@ -223,14 +223,24 @@ def _after(order: list[_OrderItem], values: list[Any]) -> ColumnElement[bool]:
 
 
 async def fetch_page(
-    session: AsyncSession, statement: Select[Any], keyset: Keyset, params: PageParams
+    session: AsyncSession,
+    statement: Select[Any],
+    keyset: Keyset,
+    params: PageParams,
+    *,
+    rows: bool = False,
+    count_statement: Select[Any] | None = None,
 ) -> PageResult[Any]:
-    """Run a filtered statement as one page (plus a count when `include_total` is set)."""
-    rows = (await session.scalars(keyset.apply(statement, params))).all()
-    items, next_cursor = keyset.page(rows, params)
+    """Run a filtered statement as one page (plus a count when `include_total` is set).
+
+    `rows=True` returns result rows (for multi-column views) instead of ORM entities;
+    `count_statement` counts a cheaper equivalent of `statement` when it has one.
+    """
+    paged = keyset.apply(statement, params)
+    result = (await session.execute(paged)).all() if rows else (await session.scalars(paged)).all()
+    items, next_cursor = keyset.page(result, params)
     total = None
     if params.include_total:
-        total = await session.scalar(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        )
+        counted = (count_statement if count_statement is not None else statement).order_by(None)
+        total = await session.scalar(select(func.count()).select_from(counted.subquery()))
     return PageResult(items, next_cursor, total)

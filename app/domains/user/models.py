@@ -35,9 +35,11 @@ class User(EntityMixin, Base):
     is_superuser: Mapped[bool] = mapped_column(server_default="false")
     password_hash: Mapped[str] = mapped_column(String(255))
     department_id: Mapped[int | None] = mapped_column(
-        ForeignKey("departments.id", ondelete="RESTRICT")
+        ForeignKey("departments.id", ondelete="RESTRICT", use_alter=True)
     )
-    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    location_id: Mapped[int | None] = mapped_column(
+        ForeignKey("locations.id", ondelete="RESTRICT", use_alter=True)
+    )
 
     roles: Mapped[list[Role]] = relationship(
         secondary=user_roles, lazy="raise", passive_deletes=True, order_by="Role.id"

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from app.core.database import MAX_BIGINT
+from app.core.lookups import IdList
 from app.domains.role.schemas import RoleSummary
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -13,7 +14,6 @@ JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20
 # The configured bounds (PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH) are checked by the service;
 # this only keeps absurd inputs away from the hasher.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-Ids = Annotated[list[Annotated[int, Field(ge=1, le=MAX_BIGINT)]], Field(max_length=500)]
 
 
 class UserCreate(BaseModel):
@@ -25,7 +25,7 @@ class UserCreate(BaseModel):
     password: Password
     is_active: bool = True
     is_superuser: bool = False
-    role_ids: Ids = Field(default_factory=list)
+    role_ids: IdList = Field(default_factory=list)
 
     @field_validator("email")
     @classmethod
@@ -44,7 +44,7 @@ class UserUpdate(BaseModel):
     password: Password | None = None
     is_active: bool | None = None
     is_superuser: bool | None = None
-    role_ids: Ids | None = None
+    role_ids: IdList | None = None
 
     @field_validator("email")
     @classmethod

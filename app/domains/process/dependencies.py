@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.core.database import SessionDep
+from app.core.lookups import EntityId
+from app.domains.auth.dependencies import Principal, require
+from app.domains.process import service as process_service
+from app.domains.process.models import Process
+
+ProcessesRead = Annotated[Principal, Depends(require("processes:read"))]
+ProcessesWrite = Annotated[Principal, Depends(require("processes:write"))]
+
+
+async def process_for_update(process_id: EntityId, session: SessionDep) -> Process:
+    """The process row, locked until the request's transaction ends."""
+    return await process_service.get_for_update(session, process_id)
+
+
+LockedProcess = Annotated[Process, Depends(process_for_update)]

@@ -1,0 +1,258 @@
+"""Processes, the hub: their fields, their links, and the lists that filter through them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, exists, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.changes import assign, sent_fields
+from app.core.lookups import get_or_raise, require_ids, unknown_ids
+from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
+from app.core.search import contains
+from app.core.trees import subtree_ids
+from app.core.versioning import check_version
+from app.domains.audit import service as audit
+from app.domains.auth.dependencies import Principal
+from app.domains.department.models import Department
+from app.domains.location.models import Location
+from app.domains.process.exceptions import ProcessNotFound
+from app.domains.process.models import (
+    Process,
+    process_departments,
+    process_locations,
+    process_resources,
+    process_roles,
+)
+from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessUpdate
+from app.domains.process.views import LINKS, process_view
+from app.domains.user.models import User
+
+ENTITY = "process"
+AUDITED_FIELDS = ("title", "description", "status", "criticality", "owner_id")
+LINK_FIELDS = {f"{name[:-1]}_ids": name for name in LINKS}  # department_ids -> departments
+
+keyset = Keyset(
+    Process.id,
+    {
+        "title": Process.title,
+        "status": Process.status,
+        "criticality": Process.criticality,
+        "created_at": Process.created_at,
+        "updated_at": Process.updated_at,
+    },
+)
+
+
+def _linked_to(link: Any, column: str, ids: Select[Any] | int) -> ColumnElement[bool]:
+    target = link.c[column]
+    condition = target.in_(ids) if isinstance(ids, Select) else target == ids
+    return exists().where(link.c.process_id == Process.id, condition)
+
+
+def _conditions(filters: ProcessFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.q:
+        conditions.append(contains(filters.q, Process.title, Process.description))
+    if filters.status:
+        conditions.append(Process.status.in_(filters.status))
+    if filters.criticality:
+        conditions.append(Process.criticality.in_(filters.criticality))
+    if filters.department_id is not None:
+        departments: Select[Any] | int = (
+            subtree_ids(Department, filters.department_id)
+            if filters.include_descendants
+            else filters.department_id
+        )
+        conditions.append(_linked_to(process_departments, "department_id", departments))
+    if filters.location_id is not None:
+        locations: Select[Any] | int = (
+            subtree_ids(Location, filters.location_id)
+            if filters.include_descendants
+            else filters.location_id
+        )
+        conditions.append(_linked_to(process_locations, "location_id", locations))
+    if filters.resource_id is not None:
+        conditions.append(_linked_to(process_resources, "resource_id", filters.resource_id))
+    if filters.role_id is not None:
+        conditions.append(_linked_to(process_roles, "role_id", filters.role_id))
+    if filters.owner_id is not None:
+        conditions.append(Process.owner_id == filters.owner_id)
+    if filters.created_by_id is not None:
+        conditions.append(Process.created_by_id == filters.created_by_id)
+    if filters.created_after is not None:
+        conditions.append(Process.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(Process.created_at < filters.created_before)
+    return conditions
+
+
+async def list_processes(
+    session: AsyncSession, *, filters: ProcessFilters, page: PageParams
+) -> PageResult[Row[Any]]:
+    """A page of processes with their links: one statement whatever the page size."""
+    conditions = _conditions(filters)
+    return await fetch_page(
+        session,
+        process_view().where(*conditions),
+        keyset,
+        page,
+        rows=True,
+        count_statement=select(Process.id).where(*conditions),
+    )
+
+
+async def read(session: AsyncSession, process_id: int) -> Row[Any]:
+    """One process as the API shows it (one statement)."""
+    result = await session.execute(process_view().where(Process.id == process_id))
+    row: Row[Any] | None = result.one_or_none()
+    if row is None:
+        raise ProcessNotFound(f"Process {process_id} does not exist.")
+    return row
+
+
+async def get_for_update(session: AsyncSession, process_id: int) -> Process:
+    """The process row, locked: concurrent writers of one process queue up here."""
+    return await get_or_raise(
+        session, Process, process_id, not_found=ProcessNotFound, for_update=True
+    )
+
+
+_REPLACE_LINKS = """
+WITH wanted AS (SELECT DISTINCT unnest(CAST(:ids AS bigint[])) AS id),
+known AS (SELECT wanted.id FROM wanted JOIN {target} ON {target}.id = wanted.id),
+removed AS (
+    DELETE FROM {link} WHERE process_id = :process_id
+    AND {column} NOT IN (SELECT id FROM wanted)
+    RETURNING {column} AS id
+),
+added AS (
+    INSERT INTO {link} (process_id, {column}) SELECT :process_id, id FROM known
+    ON CONFLICT DO NOTHING
+    RETURNING {column} AS id
+)
+SELECT 'removed' AS change, id FROM removed
+UNION ALL SELECT 'added', id FROM added
+UNION ALL SELECT 'missing', id FROM wanted WHERE id NOT IN (SELECT id FROM known)
+"""
+
+# One statement per link kind validates the ids and replaces the set, returning the difference.
+_REPLACE_STATEMENTS = {
+    field: text(
+        _REPLACE_LINKS.format(
+            link=LINKS[kind][0].name, target=LINKS[kind][1].__tablename__, column=LINKS[kind][2]
+        )
+    )
+    for field, kind in LINK_FIELDS.items()
+}
+
+
+async def replace_links(
+    session: AsyncSession, *, process_id: int, field: str, ids: Sequence[int]
+) -> dict[str, list[int]] | None:
+    """Make the process's links of one kind exactly `ids`; 422 naming unknown ids."""
+    result = await session.execute(
+        _REPLACE_STATEMENTS[field], {"ids": list(ids), "process_id": process_id}
+    )
+    rows = result.all()
+    changes: dict[str, list[int]] = {"added": [], "removed": [], "missing": []}
+    for change, linked_id in rows:
+        changes[change].append(linked_id)
+    if changes["missing"]:
+        raise unknown_ids(field, sorted(changes["missing"]))
+    if not changes["added"] and not changes["removed"]:
+        return None
+    return {"added": sorted(changes["added"]), "removed": sorted(changes["removed"])}
+
+
+async def _check_owner(session: AsyncSession, owner_id: int | None) -> None:
+    if owner_id is not None:
+        await require_ids(session, User.id, [owner_id], "owner_id")
+
+
+async def create(session: AsyncSession, *, data: ProcessCreate, actor: Principal) -> Row[Any]:
+    """Create a process with its links; unknown ids answer 422 and nothing is written."""
+    await _check_owner(session, data.owner_id)
+    process = Process(
+        title=data.title,
+        description=data.description,
+        status=data.status,
+        criticality=data.criticality,
+        owner_id=data.owner_id,
+        created_by_id=actor.user_id,
+    )
+    session.add(process)
+    await session.flush()
+    changes: dict[str, Any] = {
+        name: [None, value] for name, value in audit.snapshot(process, AUDITED_FIELDS).items()
+    }
+    for field in LINK_FIELDS:
+        ids: list[int] = getattr(data, field)
+        if ids:
+            links = await replace_links(session, process_id=process.id, field=field, ids=ids)
+            if links:
+                changes[field] = links
+    await audit.record(
+        session,
+        actor_id=actor.user_id,
+        action="create",
+        entity_type=ENTITY,
+        entity_id=process.id,
+        changes=changes,
+    )
+    return await read(session, process.id)
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    process: Process,
+    data: ProcessUpdate,
+    actor: Principal,
+    if_match: list[int] | None,
+) -> Row[Any]:
+    """Apply a partial update; each link list present replaces that whole set."""
+    check_version(process.version, if_match)
+    changes = sent_fields(data, required=("title", "status", "criticality", *LINK_FIELDS))
+    link_updates = {field: changes.pop(field) for field in LINK_FIELDS if field in changes}
+    if "owner_id" in changes:
+        await _check_owner(session, changes["owner_id"])
+    before = audit.snapshot(process, AUDITED_FIELDS)
+    assign(process, changes)
+    audit_changes: dict[str, Any] = audit.diff(before, audit.snapshot(process, AUDITED_FIELDS))
+    for field, ids in link_updates.items():
+        links = await replace_links(session, process_id=process.id, field=field, ids=ids)
+        if links:
+            audit_changes[field] = links
+    if audit_changes:
+        process.updated_at = func.now()  # links changed or fields did: a new version either way
+        await session.flush()
+        await audit.record(
+            session,
+            actor_id=actor.user_id,
+            action="update",
+            entity_type=ENTITY,
+            entity_id=process.id,
+            changes=audit_changes,
+        )
+    return await read(session, process.id)
+
+
+async def delete(
+    session: AsyncSession, *, process: Process, actor: Principal, if_match: list[int] | None
+) -> None:
+    """Delete a process; its links go with it."""
+    check_version(process.version, if_match)
+    before = audit.snapshot(process, AUDITED_FIELDS)
+    await session.delete(process)
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor.user_id,
+        action="delete",
+        entity_type=ENTITY,
+        entity_id=process.id,
+        changes={name: [value, None] for name, value in before.items()},
+    )
