@@ -79,7 +79,9 @@ class Factory:
         token, _ = self.auth.tokens.issue(user.id, uuid.uuid4().hex)
         return {"Authorization": f"Bearer {token}"}
 
-    async def department(self, *, parent: Department | None = None, name: str | None = None) -> Department:
+    async def department(
+        self, *, parent: Department | None = None, name: str | None = None
+    ) -> Department:
         department = Department(
             name=name or f"Department {next(_sequence)}", parent_id=parent.id if parent else None
         )
@@ -87,7 +89,9 @@ class Factory:
         await self.session.commit()
         return department
 
-    async def location(self, *, parent: Location | None = None, name: str | None = None) -> Location:
+    async def location(
+        self, *, parent: Location | None = None, name: str | None = None
+    ) -> Location:
         location = Location(
             name=name or f"Location {next(_sequence)}",
             kind=LocationKind.SITE if parent is None else LocationKind.BUILDING,
