@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.database import Base, EntityMixin
 
 if TYPE_CHECKING:
+    from app.domains.department.models import Department
+    from app.domains.location.models import Location
     from app.domains.role.models import Role
 
 user_roles = Table(
@@ -41,6 +43,8 @@ class User(EntityMixin, Base):
         ForeignKey("locations.id", ondelete="RESTRICT", use_alter=True)
     )
 
+    department: Mapped[Department | None] = relationship(lazy="raise", foreign_keys=[department_id])
+    location: Mapped[Location | None] = relationship(lazy="raise", foreign_keys=[location_id])
     roles: Mapped[list[Role]] = relationship(
         secondary=user_roles, lazy="raise", passive_deletes=True, order_by="Role.id"
     )

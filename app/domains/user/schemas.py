@@ -9,6 +9,16 @@ from app.core.database import MAX_BIGINT
 from app.core.lookups import IdList
 from app.domains.role.schemas import RoleSummary
 
+OptionalId = Annotated[int | None, Field(ge=1, le=MAX_BIGINT)]
+
+
+class NamedSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 # The configured bounds (PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH) are checked by the service;
@@ -25,6 +35,8 @@ class UserCreate(BaseModel):
     password: Password
     is_active: bool = True
     is_superuser: bool = False
+    department_id: OptionalId = None
+    location_id: OptionalId = None
     role_ids: IdList = Field(default_factory=list)
 
     @field_validator("email")
@@ -44,6 +56,8 @@ class UserUpdate(BaseModel):
     password: Password | None = None
     is_active: bool | None = None
     is_superuser: bool | None = None
+    department_id: OptionalId = None
+    location_id: OptionalId = None
     role_ids: IdList | None = None
 
     @field_validator("email")
@@ -84,6 +98,8 @@ class UserRead(BaseModel):
     job_title: str | None
     is_active: bool
     is_superuser: bool
+    department: NamedSummary | None
+    location: NamedSummary | None
     roles: list[RoleSummary]
     created_at: datetime
     updated_at: datetime
@@ -98,4 +114,6 @@ class UserFilters(BaseModel):
     is_active: bool | None = None
     is_superuser: bool | None = None
     role_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
+    department_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
+    location_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
     created_by_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None

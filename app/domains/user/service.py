@@ -21,6 +21,8 @@ from app.domains.audit import service as audit
 from app.domains.auth import service as auth_service
 from app.domains.auth.context import AuthContext
 from app.domains.auth.dependencies import Principal
+from app.domains.department.models import Department
+from app.domains.location.models import Location
 from app.domains.role.models import Role
 from app.domains.user.exceptions import EmailTaken, UserNotFound, WrongPassword
 from app.domains.user.models import User, user_roles
@@ -33,7 +35,15 @@ from app.domains.user.schemas import (
 )
 
 ENTITY = "user"
-AUDITED_FIELDS = ("email", "full_name", "job_title", "is_active", "is_superuser")
+AUDITED_FIELDS = (
+    "email",
+    "full_name",
+    "job_title",
+    "is_active",
+    "is_superuser",
+    "department_id",
+    "location_id",
+)
 keyset = Keyset(
     User.id,
     {
@@ -43,7 +53,11 @@ keyset = Keyset(
         "updated_at": User.updated_at,
     },
 )
-WITH_ROLES = (selectinload(User.roles),)
+WITH_ROLES = (
+    selectinload(User.roles),
+    selectinload(User.department),
+    selectinload(User.location),
+)
 
 
 def _filtered(filters: UserFilters) -> Select[User]:
@@ -58,6 +72,10 @@ def _filtered(filters: UserFilters) -> Select[User]:
         statement = statement.where(
             exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == filters.role_id)
         )
+    if filters.department_id is not None:
+        statement = statement.where(User.department_id == filters.department_id)
+    if filters.location_id is not None:
+        statement = statement.where(User.location_id == filters.location_id)
     if filters.created_by_id is not None:
         statement = statement.where(User.created_by_id == filters.created_by_id)
     return statement
@@ -108,6 +126,15 @@ async def _set_roles(session: AsyncSession, user_id: int, role_ids: Sequence[int
         )
 
 
+async def _check_placement(
+    session: AsyncSession, department_id: int | None, location_id: int | None
+) -> None:
+    if department_id is not None:
+        await require_ids(session, Department.id, [department_id], "department_id")
+    if location_id is not None:
+        await require_ids(session, Location.id, [location_id], "location_id")
+
+
 async def _email_free(session: AsyncSession, email: str, *, except_id: int | None = None) -> None:
     statement = select(User.id).where(User.email == email)
     if except_id is not None:
@@ -126,12 +153,15 @@ async def create(
     if actor is not None:
         await _roles_grantable(session, actor, data.role_ids)
     await _email_free(session, data.email)
+    await _check_placement(session, data.department_id, data.location_id)
     user = User(
         email=data.email,
         full_name=data.full_name,
         job_title=data.job_title,
         is_active=data.is_active,
         is_superuser=data.is_superuser,
+        department_id=data.department_id,
+        location_id=data.location_id,
         password_hash=await auth.passwords.hash(data.password),
         created_by_id=actor.user_id if actor else None,
     )
@@ -174,6 +204,7 @@ async def update(
     password = changes.pop("password", None)
     if "email" in changes:
         await _email_free(session, changes["email"], except_id=user.id)
+    await _check_placement(session, changes.get("department_id"), changes.get("location_id"))
 
     before = audit.snapshot(user, AUDITED_FIELDS)
     old_roles = [role.id for role in user.roles]
@@ -266,6 +297,7 @@ async def delete_user(
         raise Forbidden("Only a superuser can delete a superuser.")
     if user.id == actor.user_id:
         raise Conflict("You cannot delete your own account.")
+    user_id = user.id
     before = audit.snapshot(user, AUDITED_FIELDS)
     await session.delete(user)
     try:
@@ -273,17 +305,20 @@ async def delete_user(
     except IntegrityError as error:
         if "created_by_id" in str(error.orig):
             raise Conflict(
-                f"User {user.id} created records that name them as author; "
+                f"User {user_id} created records that name them as author; "
                 "deactivate the account (PATCH is_active=false) instead of deleting it."
             ) from None
-        raise
-    await auth.token_state.end_sessions(user.id, auth.tokens.lifetime)
+        raise Conflict(
+            f"User {user_id} is still referenced (as a manager or process owner); "
+            "reassign those records or deactivate the account instead."
+        ) from None
+    await auth.token_state.end_sessions(user_id, auth.tokens.lifetime)
     await audit.record(
         session,
         actor_id=actor.user_id,
         action="delete",
         entity_type=ENTITY,
-        entity_id=user.id,
+        entity_id=user_id,
         changes={k: [v, None] for k, v in before.items()},
     )
 
