@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ValidationFailed
@@ -76,3 +76,13 @@ def nest(rows: list[Any], to_node: Any) -> dict[str, Any]:
             parent["children"].append(node)
     assert root is not None
     return root
+
+
+async def lock_tree(session: AsyncSession, model: Any) -> None:
+    """Queue this transaction behind every other writer of the same tree.
+
+    Two moves checked at the same time could each pass the cycle check and together close
+    a loop; one transaction-scoped lock per tree makes the check and the move atomic.
+    """
+    key = func.hashtext(f"tree:{model.__tablename__}")
+    await session.execute(select(func.pg_advisory_xact_lock(key)))

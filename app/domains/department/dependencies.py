@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.core.database import SessionDep
+from app.core.lookups import EntityId
+from app.domains.auth.dependencies import Principal, require
+from app.domains.department import service as department_service
+from app.domains.department.models import Department
+
+DepartmentsRead = Annotated[Principal, Depends(require("departments:read"))]
+DepartmentsWrite = Annotated[Principal, Depends(require("departments:write"))]
+
+
+async def valid_department(department_id: EntityId, session: SessionDep) -> Department:
+    return await department_service.get(session, department_id)
+
+
+async def department_for_update(department_id: EntityId, session: SessionDep) -> Department:
+    """The department row, locked until the request's transaction ends."""
+    return await department_service.get(session, department_id, for_update=True)
+
+
+ValidDepartment = Annotated[Department, Depends(valid_department)]
+LockedDepartment = Annotated[Department, Depends(department_for_update)]
