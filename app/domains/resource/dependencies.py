@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.core.database import SessionDep
+from app.core.lookups import EntityId
+from app.domains.auth.dependencies import Principal, require
+from app.domains.resource import service as resource_service
+from app.domains.resource.models import Resource
+
+ResourcesRead = Annotated[Principal, Depends(require("resources:read"))]
+ResourcesWrite = Annotated[Principal, Depends(require("resources:write"))]
+
+
+async def valid_resource(resource_id: EntityId, session: SessionDep) -> Resource:
+    return await resource_service.get(session, resource_id)
+
+
+async def resource_for_update(resource_id: EntityId, session: SessionDep) -> Resource:
+    """The resource row, locked until the request's transaction ends."""
+    return await resource_service.get(session, resource_id, for_update=True)
+
+
+ValidResource = Annotated[Resource, Depends(valid_resource)]
+LockedResource = Annotated[Resource, Depends(resource_for_update)]

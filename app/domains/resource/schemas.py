@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.core.database import MAX_BIGINT
+from app.domains.resource.models import ResourceKind, ResourceStatus
+
+ResourceName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+Quantity = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+ReferenceId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+
+
+class ResourceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ResourceName
+    kind: ResourceKind
+    description: Description | None = None
+    status: ResourceStatus = ResourceStatus.AVAILABLE
+    quantity: Quantity = 1
+    location_id: ReferenceId | None = None
+    department_id: ReferenceId | None = None
+
+
+class ResourceUpdate(BaseModel):
+    """A partial update; `location_id` or `department_id` sent as null unlinks it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ResourceName | None = None
+    kind: ResourceKind | None = None
+    description: Description | None = None
+    status: ResourceStatus | None = None
+    quantity: Quantity | None = None
+    location_id: ReferenceId | None = None
+    department_id: ReferenceId | None = None
+
+
+class ResourceSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class ReferenceSummary(BaseModel):
+    """The `{id, name}` of a row a resource points at: its location or owning department."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class ResourceRead(BaseModel):
+    id: int
+    name: str
+    kind: ResourceKind
+    description: str | None
+    status: ResourceStatus
+    quantity: int
+    location: ReferenceSummary | None
+    department: ReferenceSummary | None
+    created_at: datetime
+    updated_at: datetime
+    created_by_id: int | None
+    version: int
+
+
+class ResourceFilters(BaseModel):
+    q: Annotated[str | None, StringConstraints(max_length=200)] = Field(
+        default=None, description="Case-insensitive text in the name or description."
+    )
+    kind: ResourceKind | None = None
+    status: ResourceStatus | None = None
+    location_id: ReferenceId | None = None
+    department_id: ReferenceId | None = None
+    created_by_id: ReferenceId | None = None
