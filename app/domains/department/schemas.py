@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.database import MAX_BIGINT
-from app.domains.user.schemas import UserSummary
+from app.core.summaries import PersonSummary
 
 DepartmentName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
@@ -59,7 +59,7 @@ class DepartmentRead(BaseModel):
     code: str | None
     description: str | None
     parent_id: int | None
-    manager: UserSummary | None
+    manager: PersonSummary | None
     created_at: datetime
     updated_at: datetime
     created_by_id: int | None

@@ -13,6 +13,7 @@ from app.core.changes import assign, sent_fields
 from app.core.lookups import ensure_unreferenced, get_or_raise, require_ids
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
+from app.core.summaries import PersonSummary
 from app.core.trees import check_parent, lock_tree, nest, walk_subtree
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
@@ -31,7 +32,6 @@ from app.domains.department.schemas import (
 )
 from app.domains.resource.models import Resource
 from app.domains.user.models import User
-from app.domains.user.schemas import UserSummary
 
 ENTITY = "department"
 AUDITED_FIELDS = ("name", "code", "description", "parent_id", "manager_id")
@@ -68,16 +68,16 @@ def _filtered(filters: DepartmentFilters) -> Select[Department]:
 
 async def _managers(
     session: AsyncSession, departments: Iterable[Department]
-) -> dict[int, UserSummary]:
+) -> dict[int, PersonSummary]:
     """The managers of `departments` as summaries, in one query (none when nobody manages)."""
     ids = {d.manager_id for d in departments if d.manager_id is not None}
     if not ids:
         return {}
     rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
-    return {row.id: UserSummary(id=row.id, full_name=row.full_name) for row in rows}
+    return {row.id: PersonSummary(id=row.id, full_name=row.full_name) for row in rows}
 
 
-def _read(department: Department, managers: Mapping[int, UserSummary]) -> DepartmentRead:
+def _read(department: Department, managers: Mapping[int, PersonSummary]) -> DepartmentRead:
     manager = managers.get(department.manager_id) if department.manager_id is not None else None
     columns = {name: getattr(department, name) for name in _COLUMNS}
     return DepartmentRead.model_validate({**columns, "manager": manager})

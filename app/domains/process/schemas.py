@@ -7,6 +7,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from app.core.database import MAX_BIGINT
 from app.core.lookups import IdList
+from app.core.summaries import NamedSummary, PersonSummary
 from app.domains.process.models import Criticality, ProcessStatus
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -42,20 +43,6 @@ class ProcessUpdate(BaseModel):
     location_ids: IdList | None = None
     resource_ids: IdList | None = None
     role_ids: IdList | None = None
-
-
-class NamedSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-
-
-class PersonSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    full_name: str
 
 
 class ProcessRead(BaseModel):

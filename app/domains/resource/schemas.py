@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.database import MAX_BIGINT
+from app.core.summaries import NamedSummary
 from app.domains.resource.models import ResourceKind, ResourceStatus
 
 ResourceName = Annotated[
@@ -49,15 +50,6 @@ class ResourceSummary(BaseModel):
     name: str
 
 
-class ReferenceSummary(BaseModel):
-    """The `{id, name}` of a row a resource points at: its location or owning department."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-
-
 class ResourceRead(BaseModel):
     id: int
     name: str
@@ -65,8 +57,8 @@ class ResourceRead(BaseModel):
     description: str | None
     status: ResourceStatus
     quantity: int
-    location: ReferenceSummary | None
-    department: ReferenceSummary | None
+    location: NamedSummary | None
+    department: NamedSummary | None
     created_at: datetime
     updated_at: datetime
     created_by_id: int | None

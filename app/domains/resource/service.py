@@ -13,6 +13,7 @@ from app.core.errors import register_constraint
 from app.core.lookups import get_or_raise, require_ids
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
+from app.core.summaries import NamedSummary
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
 from app.domains.auth.dependencies import Principal
@@ -21,7 +22,6 @@ from app.domains.location.models import Location
 from app.domains.resource.exceptions import ResourceNotFound
 from app.domains.resource.models import Resource
 from app.domains.resource.schemas import (
-    ReferenceSummary,
     ResourceCreate,
     ResourceFilters,
     ResourceRead,
@@ -70,13 +70,13 @@ def _filtered(filters: ResourceFilters) -> Select[Resource]:
 
 async def _summaries(
     session: AsyncSession, model: type[Department] | type[Location], ids: Iterable[int | None]
-) -> dict[int, ReferenceSummary]:
+) -> dict[int, NamedSummary]:
     """`{id: {id, name}}` of the rows of `model` among `ids`, in one query."""
     wanted = {entity_id for entity_id in ids if entity_id is not None}
     if not wanted:
         return {}
     rows = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-    return {row.id: ReferenceSummary(id=row.id, name=row.name) for row in rows}
+    return {row.id: NamedSummary(id=row.id, name=row.name) for row in rows}
 
 
 async def present(session: AsyncSession, resources: Sequence[Resource]) -> list[ResourceRead]:

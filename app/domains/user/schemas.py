@@ -7,16 +7,10 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from app.core.database import MAX_BIGINT
 from app.core.lookups import IdList
+from app.core.summaries import NamedSummary
 from app.domains.role.schemas import RoleSummary
 
 OptionalId = Annotated[int | None, Field(ge=1, le=MAX_BIGINT)]
-
-
-class NamedSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
 
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -80,13 +74,6 @@ class PasswordChange(BaseModel):
 
     current_password: Password
     new_password: Password
-
-
-class UserSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    full_name: str
 
 
 class UserRead(BaseModel):
