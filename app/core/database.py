@@ -99,6 +99,16 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def trigram_index(table: str, column: str) -> Index:
+    """A GIN trigram index: serves case-insensitive `ILIKE '%text%'` search on `column`."""
+    return Index(
+        f"ix_{table}_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+    )
+
+
 def str_enum(enum_class: type[StrEnum], name: str) -> Enum:
     """A VARCHAR column with a CHECK of the enum's values (new values need no type migration)."""
     return Enum(

@@ -21,6 +21,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_entity", "entity_type", "entity_id", "id"),
         Index("ix_audit_events_actor_id", "actor_id", "id"),
         Index("ix_audit_events_occurred_at", "occurred_at", "id"),
+        Index("ix_audit_events_action", "action", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

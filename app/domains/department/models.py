@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin
+from app.core.database import Base, EntityMixin, trigram_index
 
 
 class Department(EntityMixin, Base):
@@ -11,7 +11,12 @@ class Department(EntityMixin, Base):
 
     __tablename__ = "departments"
     __label__ = "Department"
-    __indexes__ = (Index("ix_departments_parent_id_id", "parent_id", "id"),)
+    __indexes__ = (
+        Index("ix_departments_parent_id_id", "parent_id", "id"),
+        Index("ix_departments_name_id", "name", "id"),
+        Index("ix_departments_updated_at_id", "updated_at", "id"),
+        trigram_index("departments", "name"),
+    )
 
     name: Mapped[str] = mapped_column(String(200))
     code: Mapped[str | None] = mapped_column(String(32), unique=True)

@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum
+from app.core.database import Base, EntityMixin, str_enum, trigram_index
 
 
 class LocationKind(StrEnum):
@@ -25,6 +25,9 @@ class Location(EntityMixin, Base):
         Index("ix_locations_parent_id_id", "parent_id", "id"),
         Index("ix_locations_kind_id", "kind", "id"),
         Index("ix_locations_country_id", "country", "id"),
+        Index("ix_locations_name_id", "name", "id"),
+        Index("ix_locations_updated_at_id", "updated_at", "id"),
+        trigram_index("locations", "name"),
     )
 
     name: Mapped[str] = mapped_column(String(200))

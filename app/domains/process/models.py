@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum
+from app.core.database import Base, EntityMixin, str_enum, trigram_index
 
 
 class ProcessStatus(StrEnum):
@@ -50,18 +50,8 @@ class Process(EntityMixin, Base):
         Index("ix_processes_title_id", "title", "id"),
         Index("ix_processes_updated_at_id", "updated_at", "id"),
         # Trigram indexes serve `q` (ILIKE '%text%') on title and description.
-        Index(
-            "ix_processes_title_trgm",
-            "title",
-            postgresql_using="gin",
-            postgresql_ops={"title": "gin_trgm_ops"},
-        ),
-        Index(
-            "ix_processes_description_trgm",
-            "description",
-            postgresql_using="gin",
-            postgresql_ops={"description": "gin_trgm_ops"},
-        ),
+        trigram_index("processes", "title"),
+        trigram_index("processes", "description"),
     )
 
     title: Mapped[str] = mapped_column(String(300))

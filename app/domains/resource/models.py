@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum
+from app.core.database import Base, EntityMixin, str_enum, trigram_index
 
 
 class ResourceKind(StrEnum):
@@ -34,6 +34,10 @@ class Resource(EntityMixin, Base):
         Index("ix_resources_status_id", "status", "id"),
         Index("ix_resources_location_id_id", "location_id", "id"),
         Index("ix_resources_department_id_id", "department_id", "id"),
+        Index("ix_resources_name_id", "name", "id"),
+        Index("ix_resources_quantity_id", "quantity", "id"),
+        Index("ix_resources_updated_at_id", "updated_at", "id"),
+        trigram_index("resources", "name"),
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     )
 

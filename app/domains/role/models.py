@@ -4,7 +4,7 @@ from sqlalchemy import Index, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin
+from app.core.database import Base, EntityMixin, trigram_index
 
 
 class Role(EntityMixin, Base):
@@ -12,6 +12,12 @@ class Role(EntityMixin, Base):
 
     __tablename__ = "roles"
     __label__ = "Role"
+    __indexes__ = (
+        Index("ix_roles_name_id", "name", "id"),
+        Index("ix_roles_updated_at_id", "updated_at", "id"),
+        Index("ix_roles_permissions", "permissions", postgresql_using="gin"),
+        trigram_index("roles", "name"),
+    )
 
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.database import Base, EntityMixin
+from app.core.database import Base, EntityMixin, trigram_index
 
 if TYPE_CHECKING:
     from app.domains.department.models import Department
@@ -28,6 +28,10 @@ class User(EntityMixin, Base):
     __indexes__ = (
         Index("ix_users_department_id_id", "department_id", "id"),
         Index("ix_users_location_id_id", "location_id", "id"),
+        Index("ix_users_full_name_id", "full_name", "id"),
+        Index("ix_users_updated_at_id", "updated_at", "id"),
+        trigram_index("users", "email"),
+        trigram_index("users", "full_name"),
     )
 
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
