@@ -7,8 +7,6 @@ Create Date: 2026-11-22 00:37:12.070701+00:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0003"
