@@ -44,8 +44,9 @@ seed: $(STAMP) ## load the demo organisation
 bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md)
 	$(BIN)/python locust/bench.py
 
-validate: $(STAMP) ## validate Dockerfiles and compose files offline
+validate: $(STAMP) ## validate Dockerfiles, compose files, Prometheus config and alert rules offline
 	bash docker/validate.sh
+	bash prometheus/check.sh
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache

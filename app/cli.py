@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,9 @@ def serve(args: argparse.Namespace) -> int:
     from app.core import migrations
 
     settings = _prepare()
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    _prepare_metrics_dir(settings, workers=workers, port=port)
     if settings.should_auto_migrate or args.migrate:
         assert settings.database_url
         migrations.upgrade(settings.database_url)
@@ -34,17 +38,37 @@ def serve(args: argparse.Namespace) -> int:
         "app.main:create_configured_app",
         factory=True,
         host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        port=port,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        # On SIGTERM: stop accepting, let in-flight requests finish for this long, then
+        # run the lifespan shutdown (engine and Redis close).
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
     return 0
+
+
+def _prepare_metrics_dir(settings: Settings, *, workers: int, port: int) -> None:
+    """Give prometheus-client's multiprocess mode an empty directory before workers start.
+
+    Set before anything imports prometheus_client (it picks its mode at import); workers
+    inherit it. Several workers without a configured directory get one under DATA_DIR.
+    """
+    directory = settings.prometheus_multiproc_dir
+    if directory is None:
+        if workers == 1:
+            return
+        directory = settings.data_dir / "prometheus" / str(port)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    logger.info("metrics: multiprocess mode", extra={"directory": str(directory)})
 
 
 def migrate(args: argparse.Namespace) -> int:

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.api.metrics import METRICS_PATH
+from app.api.metrics import router as metrics_router
 from app.api.router import api_router
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import resolve_service_urls
 from app.core.errors import CatchAllMiddleware, ProblemDetail, install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import RequestIdMiddleware
+from app.core.metrics import (
+    APP_INFO,
+    forget_this_worker,
+    instrument_engine,
+    sample_pool_periodically,
+)
+from app.core.middleware import (
+    BodySizeLimitMiddleware,
+    ObservabilityMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from app.core.redis import create_redis
 from app.domains.auth.context import AuthContext
 from app.domains.user.bootstrap import ensure_superuser
@@ -39,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessionmaker = create_sessionmaker(engine)
         redis = create_redis(resolved)
         auth = AuthContext.build(resolved, redis)
+        rate_limiter = RateLimiter(redis, auth.tokens, key_prefix=resolved.redis_key_prefix)
+        if resolved.metrics_enabled:
+            instrument_engine(engine, max_overflow=resolved.db_max_overflow)
+            APP_INFO.labels(version=__version__).set(1)
         if resolved.first_superuser_email and resolved.first_superuser_password:
             await ensure_superuser(
                 sessionmaker,
@@ -46,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 email=resolved.first_superuser_email,
                 password=resolved.first_superuser_password.get_secret_value(),
             )
+        pool_sampler = (
+            asyncio.create_task(sample_pool_periodically(engine))
+            if resolved.metrics_enabled
+            else None
+        )
         logger.info("started", extra={"version": __version__, "env": resolved.environment})
         try:
             yield {
@@ -54,8 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "sessionmaker": sessionmaker,
                 "redis": redis,
                 "auth": auth,
+                "rate_limiter": rate_limiter,
             }
         finally:
+            if pool_sampler is not None:
+                pool_sampler.cancel()
+                with suppress(asyncio.CancelledError):
+                    await pool_sampler
+            forget_this_worker()
             await redis.aclose()
             await engine.dispose()
             logger.info("stopped")
@@ -74,9 +105,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX)
+    if settings.metrics_enabled:
+        app.include_router(metrics_router)
+    _add_middleware(app, settings)
+    return app
 
-    # Added innermost first: the last one added is the outermost.
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Wire the edge middleware (docs/observability.md lists the order and why)."""
+    # Added innermost first: the last one added is the outermost. The access log, the
+    # metrics and the security headers wrap the body limit and the rate limiter, so that
+    # 413 and 429 answers are logged, counted and carry the headers like any other.
     app.add_middleware(CatchAllMiddleware)
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            settings=settings,
+            auth_prefix=f"{API_PREFIX}/auth/",
+            exempt_paths=(f"{API_PREFIX}/health", f"{API_PREFIX}/ready", METRICS_PATH),
+        )
+    if settings.max_body_bytes:
+        app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.security_headers_enabled:
+        docs_paths = (app.docs_url, app.swagger_ui_oauth2_redirect_url)
+        app.add_middleware(
+            SecurityHeadersMiddleware,
+            docs_paths=[path for path in docs_paths if path],
+            hsts_max_age=settings.hsts_max_age_seconds,
+            always_hsts=settings.behind_https,
+        )
+    if settings.access_log_enabled or settings.metrics_enabled:
+        app.add_middleware(
+            ObservabilityMiddleware,
+            routes=app.router.routes,
+            log_requests=settings.access_log_enabled,
+            record_metrics=settings.metrics_enabled,
+        )
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(
@@ -85,11 +149,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "X-Request-ID",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+            ],
         )
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if settings.allowed_hosts and settings.allowed_hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
-    return app
 
 
 def create_configured_app() -> FastAPI:

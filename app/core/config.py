@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -28,6 +29,7 @@ def _split_csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode]
+RateLimitSpec = Annotated[str, Field(pattern=r"^[1-9][0-9]*/(second|minute|hour|day)$")]
 
 
 class Settings(BaseSettings):
@@ -107,6 +109,37 @@ class Settings(BaseSettings):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split_csv(value)
+
+    # Edge: body limit, rate limits, security headers, access log and metrics
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)  # 0: no limit
+    rate_limit_enabled: bool = True
+    rate_limit_default: RateLimitSpec = "300/minute"
+    rate_limit_auth: RateLimitSpec = "60/minute"
+    trusted_proxies: CsvList = Field(default_factory=list)
+    security_headers_enabled: bool = True
+    behind_https: bool = False
+    hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
+    access_log_enabled: bool = True
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    prometheus_multiproc_dir: Path | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ip_network(entry, strict=False)
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

@@ -1,16 +1,216 @@
-"""Prometheus metrics of the application (the HTTP ones are recorded by middleware)."""
+"""Prometheus metrics of the application, correct with one worker or many.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (`python -m app serve` sets it for several workers),
+each worker writes its samples to files there and a scrape aggregates them: counters and
+histograms add up, gauges combine as their `multiprocess_mode` says (`livesum`: the sum
+over the workers that are alive).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import asyncio
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
 
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    multiprocess,
+)
+from prometheus_client.exposition import choose_encoder
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+POOL_SAMPLE_SECONDS = 1.0
+
+# `_created` series exist only in single-process mode; leave them out in both.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from receiving a request to sending its last byte, by method and route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_IN_PROGRESS = Gauge(
+    "http_requests_in_progress",
+    "HTTP requests being served, by method and route template.",
+    ["method", "route"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    "db_pool_size",
+    "Connections each pool keeps open (DB_POOL_SIZE), summed over workers.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX_OVERFLOW = Gauge(
+    "db_pool_max_overflow",
+    "Connections each pool may open beyond its size (DB_MAX_OVERFLOW), summed over workers.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_checked_out",
+    "Pooled connections in use, summed over workers.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_OVERFLOW = Gauge(
+    "db_pool_overflow",
+    "Connections open beyond the pool size, summed over workers.",
+    multiprocess_mode="livesum",
+)
+DB_QUERY_DURATION = Histogram(
+    "db_query_duration_seconds",
+    "Time PostgreSQL took to answer a statement, by operation.",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DEPENDENCY_UP = Gauge(
+    "app_dependency_up",
+    "1 when the dependency answered the last scrape's check, else 0.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
+RATE_LIMITED = Counter(
+    "rate_limited_requests_total",
+    "Requests refused with 429 by the rate limiter, by route group.",
+    ["group"],
+)
+RATE_LIMITER_ERRORS = Counter(
+    "rate_limiter_errors_total",
+    "Requests the rate limiter let through unchecked because Redis was unreachable.",
+)
 AUTH_EVENTS = Counter(
     "auth_events_total",
     "Authentication events: login_success, login_failure, refresh, reuse_detected, logout.",
     ["event"],
 )
+# Series that exist from start-up, so the first event shows as an increase, not as a new
+# series that rate() cannot see.
+for _event in ("login_success", "login_failure", "refresh", "reuse_detected", "logout"):
+    AUTH_EVENTS.labels(_event)
 AUDIT_EVENTS = Counter(
     "audit_events_total",
     "Audit events written, by entity type and action.",
     ["entity_type", "action"],
 )
+APP_INFO = Gauge(
+    "app_info",
+    "Always 1; the version label names the running release.",
+    ["version"],
+    multiprocess_mode="max",
+)
+
+_QUERY_STARTS = "metrics_query_starts"
+_QUERY_TIMES = {
+    operation: DB_QUERY_DURATION.labels(operation)
+    for operation in ("select", "insert", "update", "delete", "other")
+}
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+
+
+def instrument_engine(engine: AsyncEngine, *, max_overflow: int) -> None:
+    """Time every statement the engine runs and publish its pool's limits."""
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", _statement_started)
+    event.listen(sync_engine, "after_cursor_execute", _statement_finished)
+    event.listen(sync_engine, "handle_error", _statement_failed)
+    DB_POOL_MAX_OVERFLOW.set(max_overflow)
+    sample_pool(engine)
+
+
+def _statement_started(connection: Connection, *_: Any) -> None:
+    connection.info.setdefault(_QUERY_STARTS, []).append(time.perf_counter())
+
+
+def _statement_finished(connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    _observe_statement(connection, statement)
+
+
+def _statement_failed(context: ExceptionContext) -> None:
+    if context.connection is not None and context.statement is not None:
+        _observe_statement(context.connection, context.statement)
+
+
+def _observe_statement(connection: Connection, statement: str) -> None:
+    starts = connection.info.get(_QUERY_STARTS)
+    if not starts:
+        return
+    elapsed = time.perf_counter() - starts.pop()
+    histogram = _QUERY_TIMES.get(statement.lstrip()[:6].lower()) or _QUERY_TIMES["other"]
+    histogram.observe(elapsed)
+
+
+def sample_pool(engine: AsyncEngine) -> None:
+    """Copy the pool's current size, use and overflow into the gauges."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return
+    DB_POOL_SIZE.set(pool.size())
+    DB_POOL_CHECKED_OUT.set(pool.checkedout())
+    DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
+
+
+async def sample_pool_periodically(engine: AsyncEngine) -> None:
+    """Keep this worker's pool gauges fresh; a scrape reaches one worker, not all."""
+    while True:
+        sample_pool(engine)
+        await asyncio.sleep(POOL_SAMPLE_SECONDS)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of multiprocess mode, or None in single-process mode."""
+    return os.environ.get(MULTIPROC_DIR_ENV) or None
+
+
+def render_latest(accept: str | None) -> tuple[bytes, str]:
+    """Every worker's metrics (or this process's) in the format the scraper accepts."""
+    registry = REGISTRY
+    path = multiprocess_dir()
+    if path:
+        forget_dead_workers(path)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+def forget_dead_workers(path: str) -> None:
+    """Drop the live gauges of workers that died without shutting down (a crash, SIGKILL)."""
+    pids = {
+        int(match.group(1)) for name in os.listdir(path) if (match := _LIVE_GAUGE_FILE.match(name))
+    }
+    for pid in pids:
+        if not _is_alive(pid):
+            multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def forget_this_worker() -> None:
+    """On shutdown, take this worker out of the `live*` gauges."""
+    path = multiprocess_dir()
+    if path and Path(path).is_dir():
+        multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return True

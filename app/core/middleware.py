@@ -1,17 +1,30 @@
-"""Pure ASGI middleware: no BaseHTTPMiddleware, no per-request task or body buffering."""
+"""Pure ASGI middleware: no BaseHTTPMiddleware, no per-request task or body buffering.
+
+Per-request work is kept to dict lookups and precomputed header lists; the cost of the
+whole stack is measured in docs/observability.md.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
+from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
+from fastapi.routing import iter_route_contexts
+from prometheus_client.metrics import Counter, Gauge, Histogram
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.logging import request_id_var
+from app.core.errors import problem_response
+from app.core.logging import request_id_var, user_id_var
+from app.core.metrics import HTTP_DURATION, HTTP_IN_PROGRESS, HTTP_REQUESTS
 
-REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_logger = logging.getLogger("app.access")
 
 
 class RequestIdMiddleware:
@@ -27,10 +40,11 @@ class RequestIdMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
@@ -45,3 +59,279 @@ def _incoming_request_id(scope: Scope) -> str | None:
             candidate = value.decode("latin-1")
             return candidate if _SANE_REQUEST_ID.match(candidate) else None
     return None
+
+
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+
+
+class RouteTemplates:
+    """Route templates (`/api/v1/users/{user_id}`) of requests, for labels that cannot explode.
+
+    `predict` runs before routing: static paths are one dict lookup, and only paths with
+    parameters try the route patterns whose literal prefix fits. `routed` names the route
+    the router picked (`scope["route"]`, which FastAPI sets to the route as declared in
+    its router, without the prefixes it was included under). Routes added later are
+    picked up.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self._routes = routes
+        self._indexed = -1
+        self._static: dict[str, str] = {}
+        self._dynamic: list[tuple[str, re.Pattern[str], str]] = []
+        self._by_route: dict[int, str] = {}
+
+    def predict(self, path: str) -> str:
+        if len(self._routes) != self._indexed:
+            self._index()
+        template = self._static.get(path)
+        if template is not None:
+            return template
+        for prefix, pattern, template in self._dynamic:
+            if path.startswith(prefix) and pattern.match(path):
+                return template
+        return UNMATCHED_ROUTE
+
+    def routed(self, scope: Scope) -> str | None:
+        route = scope.get("route")
+        return None if route is None else self._by_route.get(id(route))
+
+    def _index(self) -> None:
+        self._static.clear()
+        self._dynamic.clear()
+        self._by_route.clear()
+        included_twice: set[int] = set()
+        for context in iter_route_contexts(self._routes):
+            template = context.path_format
+            if not isinstance(template, str):
+                continue
+            if context.param_convertors:
+                prefix = template.split("{", 1)[0]
+                self._dynamic.append((prefix, context.path_regex, template))
+            else:
+                self._static.setdefault(template, template)
+            key = id(context.original_route)
+            if key in self._by_route:
+                included_twice.add(key)
+            self._by_route[key] = template
+        for key in included_twice:
+            del self._by_route[key]
+        self._indexed = len(self._routes)
+
+
+class ObservabilityMiddleware:
+    """Per request: the HTTP metrics and one access-log line, labelled by route template.
+
+    The template is that of the route the router picked; a request answered before
+    routing (413, 429) gets the predicted one, which also labels the in-progress gauge
+    since that is needed before routing happens.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: list[BaseRoute],
+        log_requests: bool = True,
+        record_metrics: bool = True,
+    ) -> None:
+        self.app = app
+        self.templates = RouteTemplates(routes)
+        self.log_requests = log_requests
+        self.record_metrics = record_metrics
+        self._in_progress: dict[tuple[str, str], Gauge] = {}
+        self._finished: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = _METHODS.get(scope["method"], "other")
+        predicted = self.templates.predict(scope["path"])
+        in_progress = self._in_progress_gauge(method, predicted) if self.record_metrics else None
+        status = 500
+        # The auth dependency names the user in this context; start every request without one.
+        user_token = user_id_var.set(None)
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        if in_progress is not None:
+            in_progress.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = self.templates.routed(scope) or predicted
+            if in_progress is not None:
+                in_progress.dec()
+                counter, histogram = self._finished_series(method, route, status)
+                counter.inc()
+                histogram.observe(elapsed)
+            if self.log_requests:
+                _log_access(scope, method, route, status, elapsed)
+            user_id_var.reset(user_token)
+
+    def _in_progress_gauge(self, method: str, route: str) -> Gauge:
+        gauge = self._in_progress.get((method, route))
+        if gauge is None:
+            gauge = self._in_progress[method, route] = HTTP_IN_PROGRESS.labels(method, route)
+        return gauge
+
+    def _finished_series(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        key = (method, route, status)
+        series = self._finished.get(key)
+        if series is None:
+            series = self._finished[key] = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_DURATION.labels(method, route),
+            )
+        return series
+
+
+def _log_access(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
+    client = scope.get("client")
+    access_logger.info(
+        "%s %s %s",
+        method,
+        route,
+        status,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "client_ip": client[0] if client else None,
+        },
+    )
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` so the app's error handling renders the 413 problem."""
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 for a body over `max_bytes`: from Content-Length up front, else as it streams."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = f"The request body is larger than {max_bytes} bytes."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            # The server holds the body to its declared length; nothing left to count.
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(413, self.detail)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(scope, status=413, slug="payload-too-large", detail=self.detail)
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Swagger UI: its bundle and stylesheet from jsDelivr, an inline start-up script, inline
+# styles, SVG data: images, FastAPI's favicon, and calls back to this API.
+DOCS_CSP = (
+    "default-src 'none'; "
+    "script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class SecurityHeadersMiddleware:
+    """Add nosniff, DENY framing, no referrer, a CSP (relaxed on `docs_paths`) and HSTS.
+
+    HSTS goes out when the request came over HTTPS (behind a trusted proxy that says so)
+    or when `always_hsts` declares the deployment HTTPS-only. Headers the app set win.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        docs_paths: Iterable[str],
+        hsts_max_age: int,
+        always_hsts: bool = False,
+    ) -> None:
+        self.app = app
+        self.docs_paths = frozenset(docs_paths)
+        self.always_hsts = always_hsts
+        common: Headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        hsts = (b"strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains".encode())
+        api = [*common, (b"content-security-policy", API_CSP.encode())]
+        docs = [*common, (b"content-security-policy", DOCS_CSP.encode())]
+        self._headers: dict[tuple[bool, bool], Headers] = {
+            (False, False): api,
+            (False, True): [*api, hsts],
+            (True, False): docs,
+            (True, True): [*docs, hsts],
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = self.always_hsts or scope.get("scheme") == "https"
+        extra = self._headers[scope["path"] in self.docs_paths, https]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in extra if header[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

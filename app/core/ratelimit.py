@@ -1,0 +1,224 @@
+"""Rate limits shared by every worker and replica: a token bucket per caller in Redis.
+
+A caller is the user of a valid bearer token, else the client address (which the proxy
+headers middleware has already taken from `X-Forwarded-For` when the peer is a trusted
+proxy). Each route group has its own rate; probes and metrics are exempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.errors import problem_response
+from app.core.metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
+from app.core.security import InvalidToken, TokenCodec
+
+logger = logging.getLogger("app.ratelimit")
+
+# Refill, then take one token if there is one. Redis's clock, so replicas agree; the key
+# expires once a full refill would have happened anyway.
+BUCKET_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local period_ms = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or capacity
+local at = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * capacity / period_ms)
+local allowed = 0
+local retry_ms = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  retry_ms = math.ceil((1 - tokens) * period_ms / capacity)
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('PEXPIRE', KEYS[1], period_ms)
+return {allowed, math.floor(tokens), retry_ms}
+"""
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# After a Redis failure, requests pass unchecked for this long before Redis is tried again,
+# so an outage costs one slow attempt per pause instead of one per request.
+OUTAGE_PAUSE_SECONDS = 1.0
+OUTAGE_WARNING_INTERVAL_SECONDS = 60.0
+VERIFIED_TOKENS_CACHED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    limit: int
+    period_seconds: int
+
+    @classmethod
+    def parse(cls, spec: str) -> Rate:
+        """`"300/minute"` -> Rate(300, 60)."""
+        count, unit = spec.split("/")
+        return cls(int(count), _PERIODS[unit])
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    remaining: int
+    retry_after: int
+
+
+class RateLimiter:
+    """Token buckets in Redis, each refilled and taken from atomically by one Lua script."""
+
+    def __init__(self, redis: Redis, tokens: TokenCodec, *, key_prefix: str) -> None:
+        self._take = redis.register_script(BUCKET_SCRIPT)
+        self._tokens = tokens
+        self._prefix = f"{key_prefix}ratelimit:"
+        # Verified tokens only (a forged one raises and is not cached), so a client's
+        # next requests skip the signature check.
+        self._verified = lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(self._verify)
+
+    def caller(self, scope: Scope) -> str:
+        """`user:<id>` for a valid bearer token (signature and claims only), else `ip:<addr>`."""
+        user_id = self._user_of(_bearer_token(scope))
+        if user_id is not None:
+            return f"user:{user_id}"
+        client = scope.get("client")
+        return f"ip:{client[0] if client else 'unknown'}"
+
+    def _user_of(self, token: str | None) -> int | None:
+        if token is None:
+            return None
+        try:
+            user_id, expires_at = self._verified(token)
+        except InvalidToken:
+            return None
+        return user_id if expires_at > time.time() else None
+
+    def _verify(self, token: str) -> tuple[int, int]:
+        claims = self._tokens.decode(token)
+        return claims.user_id, claims.expires_at
+
+    async def take(self, group: str, caller: str, rate: Rate) -> Decision:
+        """Take one token from the caller's bucket of `group`."""
+        allowed, remaining, retry_ms = await self._take(
+            keys=[f"{self._prefix}{group}:{caller}"],
+            args=[rate.limit, rate.period_seconds * 1000],
+        )
+        return Decision(bool(allowed), int(remaining), max(1, math.ceil(int(retry_ms) / 1000)))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGroup:
+    name: str
+    rate: Rate
+    limit_header: tuple[bytes, bytes]
+
+
+class RateLimitMiddleware:
+    """Refuse callers over their route group's rate with a 429 problem; fail open without Redis.
+
+    Needs a `RateLimiter` in the lifespan state (`rate_limiter`); without one it passes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        auth_prefix: str,
+        exempt_paths: Iterable[str],
+    ) -> None:
+        self.app = app
+        self.auth_prefix = auth_prefix
+        self.exempt_paths = frozenset(exempt_paths)
+        self.default = _group("default", settings.rate_limit_default)
+        self.auth = _group("auth", settings.rate_limit_auth)
+        for group in (self.default, self.auth):
+            RATE_LIMITED.labels(group.name)
+        self._paused_until = 0.0
+        self._next_warning = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        limiter: RateLimiter | None = scope.get("state", {}).get("rate_limiter")
+        if limiter is None:
+            await self.app(scope, receive, send)
+            return
+        group = self.auth if scope["path"].startswith(self.auth_prefix) else self.default
+        decision = await self._decide(limiter, group, scope)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [group.limit_header, (b"x-ratelimit-remaining", b"%d" % decision.remaining)]
+        if not decision.allowed:
+            RATE_LIMITED.labels(group.name).inc()
+            response = problem_response(
+                scope,
+                status=429,
+                slug="too-many-requests",
+                detail=f"Too many requests; retry in {decision.retry_after} s.",
+                headers={
+                    "Retry-After": str(decision.retry_after),
+                    "X-RateLimit-Limit": str(group.rate.limit),
+                    "X-RateLimit-Remaining": "0",
+                },
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _decide(
+        self, limiter: RateLimiter, group: RouteGroup, scope: Scope
+    ) -> Decision | None:
+        if time.monotonic() < self._paused_until:
+            RATE_LIMITER_ERRORS.inc()
+            return None
+        try:
+            return await limiter.take(group.name, limiter.caller(scope), group.rate)
+        except (TimeoutError, RedisError, OSError) as error:
+            self._report_outage(error)
+            return None
+
+    def _report_outage(self, error: Exception) -> None:
+        RATE_LIMITER_ERRORS.inc()
+        now = time.monotonic()
+        self._paused_until = now + OUTAGE_PAUSE_SECONDS
+        if now >= self._next_warning:
+            self._next_warning = now + OUTAGE_WARNING_INTERVAL_SECONDS
+            logger.warning(
+                "rate limiter: Redis unreachable (%s); letting requests through unchecked",
+                type(error).__name__,
+            )
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            return token.strip() or None
+    return None
+
+
+def _group(name: str, spec: str) -> RouteGroup:
+    rate = Rate.parse(spec)
+    return RouteGroup(name, rate, (b"x-ratelimit-limit", str(rate.limit).encode()))

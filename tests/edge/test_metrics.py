@@ -1,0 +1,187 @@
+"""`GET /metrics`: names and labels after known traffic, bounded cardinality, optional token."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.routing import iter_route_contexts
+from httpx import AsyncClient
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from app import __version__
+from app.core.config import Settings
+from app.main import create_app
+from tests.auth.helpers import login
+from tests.edge.conftest import ClientFactory
+from tests.factories import Factory
+
+HISTOGRAM_BUCKETS = [
+    "0.005",
+    "0.01",
+    "0.025",
+    "0.05",
+    "0.1",
+    "0.25",
+    "0.5",
+    "1.0",
+    "2.5",
+    "5.0",
+    "10.0",
+    "+Inf",
+]
+
+
+async def _scrape(client: AsyncClient, **headers: str) -> dict[str, list[Sample]]:
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: dict[str, list[Sample]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def _value(samples: dict[str, list[Sample]], name: str, **labels: str) -> float:
+    matching = [s.value for s in samples.get(name, []) if labels.items() <= s.labels.items()]
+    return sum(matching)
+
+
+async def test_http_metrics_count_known_traffic_by_route_template(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user(permissions=["users:read"])
+    before = await _scrape(client)
+    for _ in range(3):
+        assert (
+            await client.get(f"/api/v1/users/{user.id}", headers=factory.headers(user))
+        ).status_code == 200
+    await client.get("/api/v1/users/999999", headers=factory.headers(user))
+    after = await _scrape(client)
+
+    route = "/api/v1/users/{user_id}"
+    ok = {"method": "GET", "route": route, "status": "200"}
+    assert (
+        _value(after, "http_requests_total", **ok) - _value(before, "http_requests_total", **ok)
+        == 3
+    )
+    missing = {"method": "GET", "route": route, "status": "404"}
+    assert (
+        _value(after, "http_requests_total", **missing)
+        - _value(before, "http_requests_total", **missing)
+        == 1
+    )
+    counted = _value(after, "http_request_duration_seconds_count", method="GET", route=route)
+    assert (
+        counted - _value(before, "http_request_duration_seconds_count", method="GET", route=route)
+        == 4
+    )
+    buckets = [
+        s.labels["le"]
+        for s in after["http_request_duration_seconds_bucket"]
+        if s.labels["route"] == route and s.labels["method"] == "GET"
+    ]
+    assert buckets == HISTOGRAM_BUCKETS
+    assert not any(
+        "/api/v1/users/" + str(user.id) in s.labels.get("route", "")
+        for s in after["http_requests_total"]
+    )
+
+
+async def test_in_progress_is_back_to_zero_after_the_requests(client: AsyncClient) -> None:
+    await client.get("/api/v1/health")
+    samples = await _scrape(client)
+    health = {"method": "GET", "route": "/api/v1/health"}
+    assert _value(samples, "http_requests_in_progress", **health) == 0
+    scrape = {"method": "GET", "route": "/metrics"}
+    assert _value(samples, "http_requests_in_progress", **scrape) == 1
+
+
+async def test_every_documented_metric_is_exposed(client: AsyncClient, factory: Factory) -> None:
+    user = await factory.user()
+    await login(client, user.email)
+    await login(client, user.email, "not the password at all")
+    samples = await _scrape(client)
+
+    for name in (
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "http_requests_in_progress",
+        "db_pool_size",
+        "db_pool_max_overflow",
+        "db_pool_checked_out",
+        "db_pool_overflow",
+        "db_query_duration_seconds_bucket",
+        "app_dependency_up",
+    ):
+        assert name in samples, name
+    assert _value(samples, "auth_events_total", event="login_success") >= 1
+    assert _value(samples, "auth_events_total", event="login_failure") >= 1
+    assert _value(samples, "audit_events_total") >= 0
+    assert _value(samples, "app_info", version=__version__) == 1
+    assert _value(samples, "db_pool_size") == 5
+    assert _value(samples, "db_pool_max_overflow") == 10
+    assert _value(samples, "db_query_duration_seconds_count", operation="select") > 0
+    assert _value(samples, "app_dependency_up", dependency="database") == 1
+    assert _value(samples, "app_dependency_up", dependency="redis") == 1
+    assert "http_requests_created" not in samples
+
+
+async def test_rate_limit_metrics_are_exposed(client_with: ClientFactory) -> None:
+    async with client_with(rate_limit_default="1/hour") as client:
+        await client.get("/api/v1/openapi.json")
+        await client.get("/api/v1/openapi.json")
+        samples = await _scrape(client)
+    assert _value(samples, "rate_limited_requests_total", group="default") >= 1
+    assert "rate_limiter_errors_total" in samples
+    assert _value(samples, "http_requests_total", route="/api/v1/openapi.json", status="429") >= 1
+
+
+async def test_random_paths_share_one_route_label(settings: Settings, client: AsyncClient) -> None:
+    before = await _scrape(client)
+    for _ in range(50):
+        path = f"/{uuid.uuid4().hex}/{uuid.uuid4().hex[:6]}"
+        assert (await client.get(path)).status_code == 404
+    await client.request("BREW", "/coffee")
+    samples = await _scrape(client)
+
+    templates = {
+        context.path_format for context in iter_route_contexts(create_app(settings).routes)
+    }
+    routes = {s.labels["route"] for s in samples["http_requests_total"]}
+    methods = {s.labels["method"] for s in samples["http_requests_total"]}
+    assert routes <= templates | {"unmatched"}
+    unmatched = {"route": "unmatched", "status": "404"}
+    assert (
+        _value(samples, "http_requests_total", **unmatched)
+        - _value(before, "http_requests_total", **unmatched)
+        == 51
+    )
+    assert "BREW" not in methods
+    assert _value(samples, "http_requests_total", method="other", route="unmatched") >= 1
+
+
+async def test_metrics_token_is_required_when_set(client_with: ClientFactory) -> None:
+    async with client_with(metrics_token="scrape-secret") as client:
+        anonymous = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        samples = await _scrape(client, authorization="Bearer scrape-secret")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert "http_requests_total" in samples
+
+
+async def test_dependency_gauge_reports_a_redis_outage(client_with: ClientFactory) -> None:
+    async with client_with(redis_url="redis://127.0.0.1:1/0", ready_timeout=1) as client:
+        samples = await _scrape(client)
+    assert _value(samples, "app_dependency_up", dependency="redis") == 0
+    assert _value(samples, "app_dependency_up", dependency="database") == 1
+
+
+async def test_metrics_can_be_switched_off(client_with: ClientFactory) -> None:
+    async with client_with(metrics_enabled=False) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 404

@@ -1,0 +1,133 @@
+"""Rate limits: a shared token bucket per caller and route group, failing open without Redis."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import REGISTRY
+
+from tests.edge.conftest import ClientFactory, LogLines
+from tests.factories import Factory
+
+PROBLEM = "application/problem+json"
+
+
+def _sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+async def test_over_the_limit_answers_429_with_retry_after(client_with: ClientFactory) -> None:
+    refused_before = _sample("rate_limited_requests_total", {"group": "default"})
+    async with client_with(rate_limit_default="3/hour") as client:
+        answers = [await client.get("/api/v1/openapi.json") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["x-ratelimit-limit"] for a in answers] == ["3"] * 4
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    refused = answers[-1]
+    assert refused.headers["content-type"] == PROBLEM
+    assert refused.json()["type"] == "urn:process-atlas:problem:too-many-requests"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    # 3 per hour refills one token every 1200 s.
+    assert 1190 <= int(refused.headers["retry-after"]) <= 1200
+    assert _sample("rate_limited_requests_total", {"group": "default"}) == refused_before + 1
+
+
+async def test_probes_and_metrics_are_exempt(client_with: ClientFactory) -> None:
+    async with client_with(rate_limit_default="1/hour") as client:
+        await client.get("/api/v1/openapi.json")
+        assert (await client.get("/api/v1/openapi.json")).status_code == 429
+        for path in ("/api/v1/health", "/api/v1/ready", "/metrics"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert "x-ratelimit-limit" not in response.headers
+
+
+async def test_auth_routes_have_their_own_stricter_bucket(client_with: ClientFactory) -> None:
+    async with client_with(rate_limit_default="10/hour", rate_limit_auth="2/hour") as client:
+        refreshes = [
+            await client.post("/api/v1/auth/refresh", json={"refresh_token": "nope"})
+            for _ in range(3)
+        ]
+        other = await client.get("/api/v1/openapi.json")
+    assert [r.status_code for r in refreshes] == [401, 401, 429]
+    assert refreshes[0].headers["x-ratelimit-limit"] == "2"
+    assert other.status_code == 200
+    assert other.headers["x-ratelimit-remaining"] == "9"
+
+
+async def test_signed_in_callers_are_limited_per_user_not_per_address(
+    client_with: ClientFactory, factory: Factory
+) -> None:
+    alice, bob = await factory.user(), await factory.user()
+    async with client_with(rate_limit_default="2/hour") as client:
+        alice_answers = [
+            await client.get("/api/v1/permissions", headers=factory.headers(alice))
+            for _ in range(3)
+        ]
+        bob_answer = await client.get("/api/v1/permissions", headers=factory.headers(bob))
+        anonymous = await client.get("/api/v1/permissions")
+    assert [a.status_code for a in alice_answers] == [200, 200, 429]
+    assert bob_answer.status_code == 200
+    assert anonymous.status_code == 401
+
+
+async def test_forged_token_is_limited_by_address(client_with: ClientFactory) -> None:
+    forged = {"Authorization": "Bearer not-a-token"}
+    async with client_with(rate_limit_default="1/hour") as client:
+        first = await client.get("/api/v1/permissions", headers=forged)
+        second = await client.get("/api/v1/openapi.json")
+    assert first.status_code == 401
+    assert second.status_code == 429
+
+
+async def test_x_forwarded_for_is_honoured_only_from_trusted_proxies(
+    client_with: ClientFactory,
+) -> None:
+    one = {"X-Forwarded-For": "198.51.100.1"}
+    two = {"X-Forwarded-For": "198.51.100.2"}
+    async with client_with(rate_limit_default="1/hour", trusted_proxies="127.0.0.0/8") as client:
+        behind_proxy = [
+            (await client.get("/api/v1/openapi.json", headers=headers)).status_code
+            for headers in (one, two, one)
+        ]
+    async with client_with(rate_limit_default="1/hour") as client:
+        direct = [
+            (await client.get("/api/v1/openapi.json", headers=headers)).status_code
+            for headers in (one, two)
+        ]
+    assert behind_proxy == [200, 200, 429]
+    assert direct == [200, 429]
+
+
+async def test_limiter_can_be_switched_off(client_with: ClientFactory) -> None:
+    async with client_with(rate_limit_enabled=False, rate_limit_default="1/hour") as client:
+        answers = [await client.get("/api/v1/openapi.json") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert "x-ratelimit-limit" not in answers[0].headers
+
+
+async def test_unreachable_redis_lets_requests_through_and_warns_once(
+    client_with: ClientFactory, log_lines: LogLines
+) -> None:
+    errors_before = _sample("rate_limiter_errors_total")
+    started = time.perf_counter()
+    async with client_with(
+        redis_url="redis://127.0.0.1:1/0", rate_limit_default="1/hour"
+    ) as client:
+        answers = [await client.get("/api/v1/openapi.json") for _ in range(5)]
+        missing = await client.get("/api/v1/no-such-route")
+        health = await client.get("/api/v1/health")
+        needs_token_checks = await client.get(
+            "/api/v1/permissions", headers={"Authorization": "Bearer x.y.z"}
+        )
+    elapsed = time.perf_counter() - started
+    assert [a.status_code for a in answers] == [200] * 5
+    assert "x-ratelimit-limit" not in answers[0].headers
+    assert missing.status_code == 404
+    assert health.status_code == 200
+    assert needs_token_checks.status_code == 401
+    warnings = [r for r in log_lines.records() if r["logger"] == "app.ratelimit"]
+    assert len(warnings) == 1
+    assert warnings[0]["level"] == "WARNING"
+    assert _sample("rate_limiter_errors_total") == errors_before + 7
+    assert elapsed < 5
