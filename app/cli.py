@@ -6,11 +6,20 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
-from app.core.embedded import resolve_service_urls
+from app.core.embedded import EmbeddedServerMissing, resolve_service_urls
 from app.core.logging import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from app.domains.auth.context import AuthContext
 
 logger = logging.getLogger("app.cli")
 
@@ -82,16 +91,51 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+@asynccontextmanager
+async def _toolkit(
+    settings: Settings,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], AuthContext]]:
+    """A sessionmaker and an auth toolkit for one command, closed afterwards."""
+    from redis.asyncio import Redis
+
+    from app.core.database import create_engine, create_sessionmaker
+    from app.domains.auth.context import AuthContext
+
+    engine = create_engine(settings)
+    redis = Redis.from_url(settings.redis_url or "redis://")
+    try:
+        yield create_sessionmaker(engine), AuthContext.build(settings, redis)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def seed(args: argparse.Namespace) -> int:
+    """Load the demo organisation (idempotent: a second run changes nothing)."""
+    import asyncio
+
+    from app.seed import seed_demo
+
+    if not args.demo:
+        print("error: say what to seed: --demo", file=sys.stderr)
+        return 2
+    settings = _prepare()
+
+    async def run() -> object:
+        async with _toolkit(settings) as (sessionmaker, auth):
+            return await seed_demo(sessionmaker, auth)
+
+    report = asyncio.run(run())
+    print(report)
+    return 0
+
+
 def create_superuser(args: argparse.Namespace) -> int:
     """Create a superuser (if none exists) from --email and a password from the environment."""
     import asyncio
     import getpass
     import os
 
-    from redis.asyncio import Redis
-
-    from app.core.database import create_engine, create_sessionmaker
-    from app.domains.auth.context import AuthContext
     from app.domains.user.bootstrap import ensure_superuser
 
     settings = _prepare()
@@ -107,20 +151,10 @@ def create_superuser(args: argparse.Namespace) -> int:
         password = getpass.getpass("Password: ")
 
     async def run() -> bool:
-        engine = create_engine(settings)
-        redis = Redis.from_url(settings.redis_url or "redis://")
-        try:
-            auth = AuthContext.build(settings, redis)
+        async with _toolkit(settings) as (sessionmaker, auth):
             return await ensure_superuser(
-                create_sessionmaker(engine),
-                auth,
-                email=args.email,
-                password=password,
-                full_name=args.full_name,
+                sessionmaker, auth, email=args.email, password=password, full_name=args.full_name
             )
-        finally:
-            await redis.aclose()
-            await engine.dispose()
 
     created = asyncio.run(run())
     print("superuser created" if created else "a superuser already exists; nothing changed")
@@ -148,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     superuser_cmd.add_argument("--email", required=True)
     superuser_cmd.add_argument("--full-name", default="Administrator")
     superuser_cmd.set_defaults(handler=create_superuser)
+
+    seed_cmd = commands.add_parser("seed", help="load demo data")
+    seed_cmd.add_argument("--demo", action="store_true", help="the demo organisation")
+    seed_cmd.set_defaults(handler=seed)
     return parser
 
 
@@ -157,8 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # configuration errors read better without a traceback
-        if isinstance(error, ValueError) and "ENVIRONMENT=production" in str(error):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+    except ValidationError as error:
+        # Only where and why: pydantic's own message would echo the values, SECRET_KEY too.
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+            print(f"error: {where}: {problem['msg']}", file=sys.stderr)
+        return 2
+    except EmbeddedServerMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
