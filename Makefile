@@ -44,8 +44,9 @@ seed: $(STAMP) ## load the demo organisation
 bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md)
 	$(BIN)/python locust/bench.py
 
-validate: $(STAMP) ## validate Dockerfiles, compose files, Prometheus config and alert rules offline
+validate: $(STAMP) ## validate Dockerfiles, compose files, Kubernetes manifests, Prometheus config and rules offline
 	bash docker/validate.sh
+	bash docker/kubernetes/validate.sh
 	bash prometheus/check.sh
 
 clean:
