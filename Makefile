@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast lint format typecheck migrate seed bench fuzz validate clean
+.PHONY: install run test test-fast lint format typecheck migrate seed bench fuzz scale-demo validate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ migrate: $(STAMP) ## apply database migrations
 
 seed: $(STAMP) ## load the demo organisation
 	$(BIN)/python -m app seed --demo
+
+fuzz: $(STAMP) ## schema fuzzing with many more generated requests (FUZZ_EXAMPLES, default 300)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(BIN)/pytest -q -n auto tests/reliability/test_fuzz.py
+
+scale-demo: $(STAMP) ## two instances behind HAProxy through PgBouncer (docs/scaling.md)
+	$(BIN)/python docker/scale/demo.py
 
 bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md)
 	$(BIN)/python locust/bench.py

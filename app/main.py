@@ -20,7 +20,12 @@ from app.api.router import api_router
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import resolve_service_urls
-from app.core.errors import CatchAllMiddleware, ProblemDetail, install_error_handlers
+from app.core.errors import (
+    EDGE_ERRORS,
+    CatchAllMiddleware,
+    install_error_handlers,
+    problems_as_problem_json,
+)
 from app.core.logging import configure_logging
 from app.core.metrics import (
     APP_INFO,
@@ -30,6 +35,7 @@ from app.core.metrics import (
 )
 from app.core.middleware import (
     BodySizeLimitMiddleware,
+    JsonBodyMiddleware,
     ObservabilityMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
@@ -99,11 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        responses={
-            422: {"model": ProblemDetail, "description": "The request is not valid."},
-        },
+        responses=EDGE_ERRORS,
     )
     install_error_handlers(app)
+    build_openapi = app.openapi
+    app.openapi = lambda: problems_as_problem_json(build_openapi())  # type: ignore[method-assign]
     app.include_router(api_router, prefix=API_PREFIX)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
@@ -117,6 +123,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # metrics and the security headers wrap the body limit and the rate limiter, so that
     # 413 and 429 answers are logged, counted and carry the headers like any other.
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(JsonBodyMiddleware, routes=app.router.routes)
     if settings.rate_limit_enabled:
         app.add_middleware(
             RateLimitMiddleware,

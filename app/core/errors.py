@@ -9,7 +9,9 @@ from typing import Any, ClassVar
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -194,17 +196,51 @@ async def _http_error(request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, StarletteHTTPException)
     status = error.status_code
     detail = error.detail if isinstance(error.detail, str) else None
+    headers = dict(error.headers or {})
+    if status == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+        # FastAPI's "error parsing the body": not UTF-8, or nested past the JSON parser's limit.
+        return _unreadable_body(request.scope)
     if status == 404 and detail == "Not Found":
         detail = f"No resource at {request.url.path}."
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
+        headers["Allow"] = _allowed_methods(request)
     return problem_response(
         request.scope,
         status=status,
         slug=_SLUGS.get(status, "http-error"),
         detail=detail,
-        headers=dict(error.headers or {}),
+        headers=headers,
     )
+
+
+def _unreadable_body(scope: Scope) -> ProblemResponse:
+    return problem_response(
+        scope,
+        status=422,
+        slug="validation-failed",
+        detail="The body is not valid JSON: it must be UTF-8 text, nested less than 1,000 deep.",
+        extra={"errors": [{"loc": ["body"], "msg": "unreadable JSON", "type": "json_invalid"}]},
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of the path the router matched (Starlette names only its first route's).
+
+    One path can have a route per method (`GET /users/me`, `PATCH /users/me`); the first
+    template that matches is the one the router picked.
+    """
+    path = request.scope["path"]
+    matching = [
+        context
+        for context in iter_route_contexts(request.app.router.routes)
+        if context.methods and context.path_regex.match(path)
+    ]
+    if not matching:
+        return ""
+    template = matching[0].path_format
+    methods = {m for c in matching if c.path_format == template for m in c.methods or ()}
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, error: Exception) -> ProblemResponse:
@@ -286,6 +322,10 @@ async def _database_error(request: Request, error: Exception) -> ProblemResponse
     if state == "57014":
         logger.warning("statement cancelled by the statement timeout")
         return _unavailable(request.scope, "The database took too long to answer.")
+    if state.startswith(("53", "58")):
+        # Insufficient resources (disk full, out of memory, too many connections), I/O errors.
+        logger.warning("database out of resources: %s", state)
+        return _unavailable(request.scope, "The database cannot take this now; retry shortly.")
     if state.startswith("08") or state.startswith("57") or error.connection_invalidated:
         logger.warning("database unavailable: %s", type(error.orig).__name__)
         return _unavailable(request.scope, "The database is unavailable; retry shortly.")
@@ -300,6 +340,12 @@ async def _connection_error(request: Request, error: Exception) -> ProblemRespon
     return _unavailable(request.scope, "The database is unavailable; retry shortly.")
 
 
+async def _redis_error(request: Request, error: Exception) -> ProblemResponse:
+    # Whatever needs Redis (login throttling, session state) fails closed, never with a 500.
+    logger.warning("redis unavailable: %s", type(error).__name__)
+    return _unavailable(request.scope, "A dependency is unavailable; retry shortly.")
+
+
 async def _pool_timeout(request: Request, error: Exception) -> ProblemResponse:
     logger.warning("database pool exhausted")
     return _unavailable(request.scope, "The service is saturated; retry shortly.")
@@ -312,6 +358,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(RedisError, _redis_error)
     for connection_error in (
         OSError,
         asyncpg.PostgresConnectionError,
@@ -372,13 +419,27 @@ _RESPONSE_DESCRIPTIONS = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` documenting the problem documents a route can answer."""
     return {
-        status: {
-            "model": ProblemDetail,
-            "description": _RESPONSE_DESCRIPTIONS[status],
-            "content": {PROBLEM_CONTENT_TYPE: {}},
-        }
+        status: {"model": ProblemDetail, "description": _RESPONSE_DESCRIPTIONS[status]}
         for status in statuses
     }
 
 
 AUTHENTICATED_ERRORS = problem_responses(401, 403, 503)
+
+# What any route may answer, whatever it does: the edge middleware and the error handlers.
+EDGE_ERRORS = problem_responses(413, 415, 422, 429, 503)
+
+
+def problems_as_problem_json(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declare every `ProblemDetail` response under application/problem+json, as it is sent.
+
+    FastAPI documents a response `model` under the route's own media type (application/json).
+    """
+    problem = {"$ref": "#/components/schemas/ProblemDetail"}
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if content.get("application/json", {}).get("schema") == problem:
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": problem}}
+    return openapi

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
-from pydantic import Field
+from pydantic import Field, Strict
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -18,9 +18,11 @@ from app.core.errors import Conflict, NotFound, ValidationFailed
 ModelT = TypeVar("ModelT", bound=Base)
 
 EntityId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The entity's id.")]
+StrictId = Annotated[int, Strict(), Field(ge=1, le=MAX_BIGINT)]
+"""An id in a JSON body: a JSON integer, never `"7"` or `true` read as one."""
 MAX_LINKS = 500
 IdList = Annotated[
-    list[Annotated[int, Field(ge=1, le=MAX_BIGINT)]],
+    list[StrictId],
     Field(max_length=MAX_LINKS, description=f"At most {MAX_LINKS} ids; repeats count once."),
 ]
 

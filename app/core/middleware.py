@@ -12,7 +12,8 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from fastapi.routing import iter_route_contexts
+from fastapi.params import Form
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client.metrics import Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
@@ -269,6 +270,65 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             return int(value) if value.isdigit() else None
     return None
+
+
+class JsonBodyMiddleware:
+    """Answer 415 when a body sent to a route that reads JSON is declared as something else.
+
+    Without it FastAPI ignores a body whose Content-Type is not JSON and answers a puzzling
+    422 about a missing body. Requests without a body, and routes that read forms, pass.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self._routes = routes
+        self._indexed = -1
+        self._json_routes: list[tuple[re.Pattern[str], frozenset[str]]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _sends_non_json_body(scope):
+            await self.app(scope, receive, send)
+            return
+        if self._reads_json(scope["method"], scope["path"]):
+            response = problem_response(
+                scope,
+                status=415,
+                slug="unsupported-media-type",
+                detail="This route reads JSON: send the body with Content-Type: application/json.",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _reads_json(self, method: str, path: str) -> bool:
+        if len(self._routes) != self._indexed:
+            self._json_routes = [
+                (context.path_regex, frozenset(context.original_route.methods or ()))
+                for context in iter_route_contexts(self._routes)
+                if isinstance(context.original_route, APIRoute)
+                and context.original_route.body_field is not None
+                and not isinstance(context.original_route.body_field.field_info, Form)
+            ]
+            self._indexed = len(self._routes)
+        return any(
+            method in methods and pattern.match(path) for pattern, methods in self._json_routes
+        )
+
+
+def _sends_non_json_body(scope: Scope) -> bool:
+    """The request has a body (declared or chunked) whose media type is not JSON."""
+    media_type = ""
+    has_body = False
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media_type = value.decode("latin-1").partition(";")[0].strip().lower()
+        elif name == b"content-length":
+            has_body = not value.isdigit() or int(value) > 0
+        elif name == b"transfer-encoding":
+            has_body = True
+    kind, _, subtype = media_type.partition("/")
+    is_json = kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+    return has_body and not is_json
 
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"

@@ -12,7 +12,9 @@ from app.core.errors import ValidationFailed
 
 def subtree_ids(model: Any, root_id: int) -> Select[Any]:
     """A SELECT of `root_id` and every descendant's id (usable as an IN subquery)."""
-    tree = select(model.id).where(model.id == root_id).cte("subtree", recursive=True)
+    # Named per table: one statement may filter by a department and a location subtree.
+    name = f"{model.__tablename__}_subtree"
+    tree = select(model.id).where(model.id == root_id).cte(name, recursive=True)
     tree = tree.union_all(select(model.id).where(model.parent_id == tree.c.id))
     return select(tree.c.id)
 

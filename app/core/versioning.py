@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Response
 
+from app.core.changes import Omittable
 from app.core.errors import PreconditionFailed
 
 ANY = -1
@@ -21,7 +22,7 @@ def set_etag(response: Response, version: int) -> None:
 
 def if_match(
     if_match: Annotated[
-        str | None,
+        Omittable[str],
         Header(
             description='Apply the write only at this version: the `ETag` read before (`W/"3"`).'
         ),

@@ -35,7 +35,7 @@ def _requirements(dependant: Dependant) -> Iterator[str]:
 def _routes(app: FastAPI) -> list[tuple[str, str, set[str]]]:
     routes = []
     for route in iter_route_contexts(app.routes):
-        path, dependant = route.path, getattr(route, "dependant", None)
+        path, dependant = route.path_format, getattr(route, "dependant", None)
         if path and path.startswith("/api/v1") and dependant is not None:
             for method in sorted(route.methods or ()):
                 routes.append((method, path, set(_requirements(dependant))))

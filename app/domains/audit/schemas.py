@@ -4,9 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from app.core.database import MAX_BIGINT
+from app.core.filters import Timestamp
 
 Action = Literal["create", "update", "delete"]
 EntityType = Literal["user", "role", "department", "location", "resource", "process"]
@@ -30,5 +31,5 @@ class AuditFilters(BaseModel):
     entity_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None
     actor_id: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None
     action: Action | None = None
-    occurred_after: AwareDatetime | None = None
-    occurred_before: AwareDatetime | None = None
+    occurred_after: Timestamp | None = None
+    occurred_before: Timestamp | None = None

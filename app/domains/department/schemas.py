@@ -5,7 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
+from app.core.lookups import StrictId
 from app.core.summaries import PersonSummary
 
 DepartmentName = Annotated[
@@ -26,10 +28,10 @@ class DepartmentCreate(BaseModel):
     name: DepartmentName = Field(description="Unique among its siblings, ignoring case.")
     code: DepartmentCode | None = None
     description: Description | None = None
-    parent_id: RowId | None = Field(
+    parent_id: StrictId | None = Field(
         default=None, description="The parent department; none: a root."
     )
-    manager_id: RowId | None = Field(default=None, description="The user who manages it.")
+    manager_id: StrictId | None = Field(default=None, description="The user who manages it.")
 
 
 class DepartmentUpdate(BaseModel):
@@ -37,11 +39,11 @@ class DepartmentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: DepartmentName | None = None
+    name: Omittable[DepartmentName] = None
     code: DepartmentCode | None = None
     description: Description | None = None
-    parent_id: RowId | None = None
-    manager_id: RowId | None = None
+    parent_id: StrictId | None = None
+    manager_id: StrictId | None = None
 
 
 class DepartmentSummary(BaseModel):

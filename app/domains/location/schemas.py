@@ -13,7 +13,9 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
+from app.core.lookups import StrictId
 from app.domains.location.countries import COUNTRY_CODES
 from app.domains.location.models import Location, LocationKind
 
@@ -74,7 +76,9 @@ class LocationCreate(BaseModel):
     kind: LocationKind
     address: Address = Field(default_factory=Address)
     timezone: Timezone = "UTC"
-    parent_id: RowId | None = Field(default=None, description="The parent location; none: a root.")
+    parent_id: StrictId | None = Field(
+        default=None, description="The parent location; none: a root."
+    )
 
 
 class LocationUpdate(BaseModel):
@@ -85,11 +89,11 @@ class LocationUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: LocationName | None = None
-    kind: LocationKind | None = None
+    name: Omittable[LocationName] = None
+    kind: Omittable[LocationKind] = None
     address: Address | None = None
-    timezone: Timezone | None = None
-    parent_id: RowId | None = None
+    timezone: Omittable[Timezone] = None
+    parent_id: StrictId | None = None
 
 
 class LocationSummary(BaseModel):

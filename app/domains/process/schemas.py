@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
-from app.core.lookups import IdList
+from app.core.filters import Timestamp
+from app.core.lookups import IdList, StrictId
 from app.core.summaries import NamedSummary, PersonSummary
 from app.domains.process.models import Criticality, ProcessStatus
 
@@ -22,7 +24,7 @@ class ProcessCreate(BaseModel):
     description: Description | None = None
     status: ProcessStatus = ProcessStatus.DRAFT
     criticality: Criticality = Criticality.MEDIUM
-    owner_id: OptionalId = None
+    owner_id: StrictId | None = None
     department_ids: IdList = Field(default_factory=list)
     location_ids: IdList = Field(default_factory=list)
     resource_ids: IdList = Field(default_factory=list)
@@ -34,15 +36,15 @@ class ProcessUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    title: Omittable[Title] = None
     description: Description | None = None
-    status: ProcessStatus | None = None
-    criticality: Criticality | None = None
-    owner_id: OptionalId = None
-    department_ids: IdList | None = None
-    location_ids: IdList | None = None
-    resource_ids: IdList | None = None
-    role_ids: IdList | None = None
+    status: Omittable[ProcessStatus] = None
+    criticality: Omittable[Criticality] = None
+    owner_id: StrictId | None = None
+    department_ids: Omittable[IdList] = None
+    location_ids: Omittable[IdList] = None
+    resource_ids: Omittable[IdList] = None
+    role_ids: Omittable[IdList] = None
 
 
 class ProcessRead(BaseModel):
@@ -76,8 +78,8 @@ class ProcessFilters(BaseModel):
     role_id: OptionalId = None
     owner_id: OptionalId = None
     created_by_id: OptionalId = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
     include_descendants: bool = Field(
         default=False,
         description="With department_id or location_id: also processes of the subtree.",

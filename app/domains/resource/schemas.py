@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
+from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
+from app.core.lookups import StrictId
 from app.core.summaries import NamedSummary
 from app.domains.resource.models import ResourceKind, ResourceStatus
 
@@ -13,7 +15,7 @@ ResourceName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-Quantity = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+Quantity = Annotated[int, Strict(), Field(ge=0, le=MAX_BIGINT)]
 ReferenceId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 
 
@@ -25,8 +27,8 @@ class ResourceCreate(BaseModel):
     description: Description | None = None
     status: ResourceStatus = ResourceStatus.AVAILABLE
     quantity: Quantity = 1
-    location_id: ReferenceId | None = None
-    department_id: ReferenceId | None = None
+    location_id: StrictId | None = None
+    department_id: StrictId | None = None
 
 
 class ResourceUpdate(BaseModel):
@@ -34,13 +36,13 @@ class ResourceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: ResourceName | None = None
-    kind: ResourceKind | None = None
+    name: Omittable[ResourceName] = None
+    kind: Omittable[ResourceKind] = None
     description: Description | None = None
-    status: ResourceStatus | None = None
-    quantity: Quantity | None = None
-    location_id: ReferenceId | None = None
-    department_id: ReferenceId | None = None
+    status: Omittable[ResourceStatus] = None
+    quantity: Omittable[Quantity] = None
+    location_id: StrictId | None = None
+    department_id: StrictId | None = None
 
 
 class ResourceSummary(BaseModel):

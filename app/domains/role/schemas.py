@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.changes import Omittable
 from app.domains.auth.permissions import PERMISSIONS
 
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -36,9 +37,9 @@ class RoleCreate(BaseModel):
 class RoleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: RoleName | None = None
+    name: Omittable[RoleName] = None
     description: Description | None = None
-    permissions: Permissions | None = None
+    permissions: Omittable[Permissions] = None
 
 
 class RoleSummary(BaseModel):

@@ -79,8 +79,9 @@ async def change_my_password(
     await user_service.change_password(session, auth, data=data, actor=principal)
 
 
+# `:int` keeps `/users/me` away from these routes: `DELETE /users/me` is a 405, not a 422.
 @router.get(
-    "/{user_id}",
+    "/{user_id:int}",
     response_model=UserRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
@@ -91,7 +92,7 @@ async def read_user(_: UsersRead, user: ValidUser, response: Response) -> User:
 
 
 @router.patch(
-    "/{user_id}",
+    "/{user_id:int}",
     response_model=UserRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )
@@ -113,7 +114,7 @@ async def update_user(
 
 
 @router.delete(
-    "/{user_id}",
+    "/{user_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )

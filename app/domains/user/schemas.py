@@ -3,15 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
+from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
-from app.core.lookups import IdList
+from app.core.lookups import IdList, StrictId
 from app.core.summaries import NamedSummary
 from app.domains.role.schemas import RoleSummary
-
-OptionalId = Annotated[int | None, Field(ge=1, le=MAX_BIGINT)]
-
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -27,10 +33,10 @@ class UserCreate(BaseModel):
     full_name: FullName
     job_title: JobTitle | None = None
     password: Password
-    is_active: bool = True
-    is_superuser: bool = False
-    department_id: OptionalId = None
-    location_id: OptionalId = None
+    is_active: StrictBool = True
+    is_superuser: StrictBool = False
+    department_id: StrictId | None = None
+    location_id: StrictId | None = None
     role_ids: IdList = Field(default_factory=list)
 
     @field_validator("email")
@@ -44,14 +50,14 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
-    full_name: FullName | None = None
+    email: Omittable[EmailStr] = None
+    full_name: Omittable[FullName] = None
     job_title: JobTitle | None = None
     password: Password | None = None
-    is_active: bool | None = None
-    is_superuser: bool | None = None
-    department_id: OptionalId = None
-    location_id: OptionalId = None
+    is_active: Omittable[StrictBool] = None
+    is_superuser: Omittable[StrictBool] = None
+    department_id: StrictId | None = None
+    location_id: StrictId | None = None
     role_ids: IdList | None = None
 
     @field_validator("email")
@@ -65,7 +71,7 @@ class UserSelfUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    full_name: FullName | None = None
+    full_name: Omittable[FullName] = None
     job_title: JobTitle | None = None
 
 
