@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -41,14 +41,9 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
-    total: int | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_total(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("total") is None:
-            data.pop("total", None)
-        return data
+    # exclude_if, not a wrapping serializer: the page stays on pydantic-core's direct path
+    # to JSON instead of passing through a Python dict.
+    total: int | None = Field(default=None, exclude_if=lambda total: total is None)
 
 
 class PageResult(Generic[T]):
@@ -70,7 +65,8 @@ class PageParams:
     include_total: bool
 
 
-def page_params(
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=1024, description="`next_cursor` of the previous page.")
@@ -142,6 +138,19 @@ class Keyset:
         return statement.order_by(
             *(item.column.desc() if item.descending else item.column.asc() for item in order)
         ).limit(params.limit + 1)
+
+    def leading_id_bound(self, params: PageParams) -> tuple[Any, bool] | None:
+        """(last id, descending) when the order starts with id and a cursor is given.
+
+        A filter that walks another index keyed by the same id (a link table) can then start
+        at the cursor too: PostgreSQL does not carry `id > n` across a join or semi-join.
+        """
+        if not params.cursor:
+            return None
+        order = self.order(params.sort)
+        if order[0].name != "id":
+            return None
+        return self._decode(params.cursor, order)[0], order[0].descending
 
     def page(self, rows: Sequence[Any], params: PageParams) -> tuple[list[Any], str | None]:
         """Split the fetched rows into the page and the cursor of the next one."""

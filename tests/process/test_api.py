@@ -430,6 +430,31 @@ async def test_walking_pages_while_inserting_sees_every_row_once(
         assert originals <= set(seen)
 
 
+async def test_walking_a_link_filter_in_id_order_returns_its_processes_once_in_order(
+    client: AsyncClient, factory: Factory, headers: dict[str, str]
+) -> None:
+    links = await _links(factory, count=1)
+    linked = []
+    for i in range(7):
+        linked.append((await _create(client, headers, title=f"L{i}", **links))["id"])
+        await _create(client, headers, title=f"other {i}")
+    for name in ("department_id", "location_id", "resource_id", "role_id"):
+        value = links[f"{name[:-3]}_ids"][0]
+        for sort, expected in (("id", sorted(linked)), ("-id", sorted(linked, reverse=True))):
+            seen: list[int] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {name: value, "limit": 3, "sort": sort}
+                if cursor:
+                    params["cursor"] = cursor
+                page = (await client.get(URL, headers=headers, params=params)).json()
+                seen.extend(_ids(page["items"]))
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == expected, (name, sort)
+
+
 async def test_sorting_and_total(client: AsyncClient, headers: dict[str, str]) -> None:
     for title in ("b", "c", "a"):
         await _create(client, headers, title=title)

@@ -27,7 +27,7 @@ from app.domains.process.models import (
     process_roles,
 )
 from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessUpdate
-from app.domains.process.views import LINKS, process_view
+from app.domains.process.views import LINKS, PROCESS_BY_ID, process_view
 from app.domains.user.models import User
 
 ENTITY = "process"
@@ -46,13 +46,28 @@ keyset = Keyset(
 )
 
 
-def _linked_to(link: Any, column: str, ids: Select[Any] | int) -> ColumnElement[bool]:
+IdBound = tuple[int, bool] | None
+
+
+def _linked_to(
+    link: Any, column: str, ids: Select[Any] | int, after: IdBound = None
+) -> ColumnElement[bool]:
     target = link.c[column]
-    condition = target.in_(ids) if isinstance(ids, Select) else target == ids
-    return exists().where(link.c.process_id == Process.id, condition)
+    conditions = [
+        link.c.process_id == Process.id,
+        target.in_(ids) if isinstance(ids, Select) else target == ids,
+    ]
+    if after is not None:
+        # Repeats the cursor's bound on the link's (target, process_id) index, so a page
+        # deep in id order starts there instead of walking the link rows before it.
+        last_id, descending = after
+        conditions.append(
+            link.c.process_id < last_id if descending else link.c.process_id > last_id
+        )
+    return exists().where(*conditions)
 
 
-def _conditions(filters: ProcessFilters) -> list[ColumnElement[bool]]:
+def _conditions(filters: ProcessFilters, after: IdBound = None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.q:
         conditions.append(contains(filters.q, Process.title, Process.description))
@@ -66,18 +81,18 @@ def _conditions(filters: ProcessFilters) -> list[ColumnElement[bool]]:
             if filters.include_descendants
             else filters.department_id
         )
-        conditions.append(_linked_to(process_departments, "department_id", departments))
+        conditions.append(_linked_to(process_departments, "department_id", departments, after))
     if filters.location_id is not None:
         locations: Select[Any] | int = (
             subtree_ids(Location, filters.location_id)
             if filters.include_descendants
             else filters.location_id
         )
-        conditions.append(_linked_to(process_locations, "location_id", locations))
+        conditions.append(_linked_to(process_locations, "location_id", locations, after))
     if filters.resource_id is not None:
-        conditions.append(_linked_to(process_resources, "resource_id", filters.resource_id))
+        conditions.append(_linked_to(process_resources, "resource_id", filters.resource_id, after))
     if filters.role_id is not None:
-        conditions.append(_linked_to(process_roles, "role_id", filters.role_id))
+        conditions.append(_linked_to(process_roles, "role_id", filters.role_id, after))
     if filters.owner_id is not None:
         conditions.append(Process.owner_id == filters.owner_id)
     if filters.created_by_id is not None:
@@ -89,24 +104,29 @@ def _conditions(filters: ProcessFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def filtered_view(filters: ProcessFilters, page: PageParams) -> Select[Any]:
+    """The process view narrowed by `filters`, before `keyset` orders and bounds it."""
+    return process_view().where(*_conditions(filters, keyset.leading_id_bound(page)))
+
+
 async def list_processes(
     session: AsyncSession, *, filters: ProcessFilters, page: PageParams
 ) -> PageResult[Row[Any]]:
     """A page of processes with their links: one statement whatever the page size."""
-    conditions = _conditions(filters)
     return await fetch_page(
         session,
-        process_view().where(*conditions),
+        filtered_view(filters, page),
         keyset,
         page,
         rows=True,
-        count_statement=select(Process.id).where(*conditions),
+        count_statement=select(Process.id).where(*_conditions(filters)),
     )
 
 
 async def read(session: AsyncSession, process_id: int) -> Row[Any]:
     """One process as the API shows it (one statement)."""
-    result = await session.execute(process_view().where(Process.id == process_id))
+    connection = await session.connection()
+    result = await connection.execute(PROCESS_BY_ID, {"process_id": process_id})
     row: Row[Any] | None = result.one_or_none()
     if row is None:
         raise ProcessNotFound(f"Process {process_id} does not exist.")
