@@ -103,6 +103,7 @@ class Keyset:
     ) -> None:
         self.id_column = id_column
         self.fields = fields
+        self._table = str(id_column.class_.__tablename__)  # a cursor belongs to one list
 
     def order(self, sort: str | None) -> list[_OrderItem]:
         """Parse `sort` against the whitelist; id is always the final tie-break."""
@@ -167,8 +168,11 @@ class Keyset:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def _encode(self, order: list[_OrderItem], values: list[Any]) -> str:
-        body = {"s": [("-" if i.descending else "") + i.name for i in order]}
-        body["v"] = [_plain(value) for value in values]
+        body = {
+            "t": self._table,
+            "s": [("-" if i.descending else "") + i.name for i in order],
+            "v": [_plain(value) for value in values],
+        }
         payload = json.dumps(body, separators=(",", ":")).encode()
         encoded = base64.urlsafe_b64encode(payload).decode().rstrip("=")
         return f"{encoded}.{self._signature(payload)}"
@@ -185,7 +189,8 @@ class Keyset:
         try:
             body = json.loads(payload)
             expected = [("-" if i.descending else "") + i.name for i in order]
-            if body["s"] != expected or len(body["v"]) != len(order):
+            foreign = body["t"] != self._table or body["s"] != expected
+            if foreign or len(body["v"]) != len(order):
                 raise invalid
             return [
                 _typed(item.column, value) for item, value in zip(order, body["v"], strict=True)

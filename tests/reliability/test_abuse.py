@@ -404,11 +404,6 @@ async def test_forged_or_truncated_cursors_or_one_of_another_sort_answer_422(
     assert_problem(other_sort, 422)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/core/pagination.py signs only sort and values, not which list: a cursor of "
-    "/processes is accepted by /roles (docs/api.md promises 422); reported to its owner",
-)
 async def test_a_cursor_of_another_list_answers_422(
     client: AsyncClient, admin_headers: dict[str, str]
 ) -> None:
