@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     db_echo: bool = False
+    # Through PgBouncer in transaction pooling mode: no statement caches, uniquely named
+    # prepared statements, no session settings at connect (docs/scaling.md).
+    db_pgbouncer: bool = False
 
     # Redis (None: an embedded server under DATA_DIR, refused in production)
     redis_url: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
@@ -132,13 +133,28 @@ def async_url(url: str) -> URL:
     return parsed
 
 
+def _unique_statement_name() -> str:
+    return f"__pa_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     """Build the process's engine with pool limits and a statement timeout from settings."""
     database_url = url or settings.database_url
     if not database_url:
         raise RuntimeError("DATABASE_URL is not resolved; start through `python -m app serve`")
     server_settings = {"application_name": "process-atlas"}
-    if settings.db_statement_timeout_ms:
+    connect_args: dict[str, Any] = {
+        "server_settings": server_settings,
+        "timeout": settings.db_connect_timeout,
+    }
+    if settings.db_pgbouncer:
+        # A server connection serves another client's transaction next: nothing may be
+        # cached per connection, and PgBouncer refuses unknown startup parameters, so the
+        # statement timeout is set on the database instead (docs/scaling.md).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    elif settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     engine = create_async_engine(
         async_url(database_url),
@@ -147,10 +163,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         echo=settings.db_echo,
-        connect_args={
-            "server_settings": server_settings,
-            "timeout": settings.db_connect_timeout,
-        },
+        connect_args=connect_args,
     )
     if settings.db_pool_pre_ping:
         ping_idle_connections(engine)
