@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.changes import assign
 from app.core.logging import request_id_var
 from app.core.metrics import AUDIT_EVENTS
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
@@ -44,6 +45,24 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
         for name, value in after.items()
         if name not in SECRET_FIELDS and before.get(name) != value
     }
+
+
+def created(entity: object, fields: Iterable[str]) -> dict[str, Any]:
+    """The changes of a create: `{field: [None, value]}`."""
+    return {name: [None, value] for name, value in snapshot(entity, fields).items()}
+
+
+def deleted(before: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes of a delete, from the snapshot taken before it: `{field: [value, None]}`."""
+    return {name: [value, None] for name, value in before.items()}
+
+
+def apply(entity: object, changes: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """Assign `changes` to `entity`; the audit diff of `fields` they made."""
+    fields = tuple(fields)
+    before = snapshot(entity, fields)
+    assign(entity, dict(changes))
+    return diff(before, snapshot(entity, fields))
 
 
 def link_changes(before: Iterable[int], after: Iterable[int]) -> dict[str, list[int]] | None:

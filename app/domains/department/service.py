@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.changes import assign, sent_fields
+from app.core.changes import sent_fields
 from app.core.lookups import ensure_unreferenced, get_or_raise, require_ids
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
@@ -175,7 +175,7 @@ async def create(
         action="create",
         entity_type=ENTITY,
         entity_id=department.id,
-        changes={k: [None, v] for k, v in audit.snapshot(department, AUDITED_FIELDS).items()},
+        changes=audit.created(department, AUDITED_FIELDS),
     )
     return await view(session, department)
 
@@ -206,9 +206,7 @@ async def update(
             changes.get("parent_id", department.parent_id),
             except_id=department.id,
         )
-    before = audit.snapshot(department, AUDITED_FIELDS)
-    assign(department, changes)
-    audit_changes = audit.diff(before, audit.snapshot(department, AUDITED_FIELDS))
+    audit_changes = audit.apply(department, changes, AUDITED_FIELDS)
     if audit_changes:
         await _flush(session, department)
         await audit.record(
@@ -245,5 +243,5 @@ async def delete_department(
         action="delete",
         entity_type=ENTITY,
         entity_id=department.id,
-        changes={k: [v, None] for k, v in before.items()},
+        changes=audit.deleted(before),
     )

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.changes import assign, sent_fields
+from app.core.changes import sent_fields
 from app.core.lookups import ensure_unreferenced, get_or_raise
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
@@ -115,7 +115,7 @@ async def create(session: AsyncSession, *, data: LocationCreate, actor: Principa
         action="create",
         entity_type=ENTITY,
         entity_id=location.id,
-        changes={k: [None, v] for k, v in audit.snapshot(location, AUDITED_FIELDS).items()},
+        changes=audit.created(location, AUDITED_FIELDS),
     )
     return location
 
@@ -135,9 +135,7 @@ async def update(
         changes.update(_address_columns(changes.pop("address")))
     if "parent_id" in changes and changes["parent_id"] != location.parent_id:
         await check_parent(session, Location, node_id=location.id, parent_id=changes["parent_id"])
-    before = audit.snapshot(location, AUDITED_FIELDS)
-    assign(location, changes)
-    audit_changes = audit.diff(before, audit.snapshot(location, AUDITED_FIELDS))
+    audit_changes = audit.apply(location, changes, AUDITED_FIELDS)
     if not audit_changes:
         return location
     await session.flush()
@@ -175,5 +173,5 @@ async def delete_location(
         action="delete",
         entity_type=ENTITY,
         entity_id=location.id,
-        changes={k: [v, None] for k, v in before.items()},
+        changes=audit.deleted(before),
     )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.changes import assign, sent_fields
+from app.core.changes import sent_fields
 from app.core.lookups import get_or_raise, require_ids, unknown_ids
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
@@ -205,9 +205,7 @@ async def create(session: AsyncSession, *, data: ProcessCreate, actor: Principal
     )
     session.add(process)
     await session.flush()
-    changes: dict[str, Any] = {
-        name: [None, value] for name, value in audit.snapshot(process, AUDITED_FIELDS).items()
-    }
+    changes: dict[str, Any] = audit.created(process, AUDITED_FIELDS)
     for field in LINK_FIELDS:
         ids: list[int] = getattr(data, field)
         if ids:
@@ -239,9 +237,7 @@ async def update(
     link_updates = {field: changes.pop(field) for field in LINK_FIELDS if field in changes}
     if "owner_id" in changes:
         await _check_owner(session, changes["owner_id"])
-    before = audit.snapshot(process, AUDITED_FIELDS)
-    assign(process, changes)
-    audit_changes: dict[str, Any] = audit.diff(before, audit.snapshot(process, AUDITED_FIELDS))
+    audit_changes: dict[str, Any] = audit.apply(process, changes, AUDITED_FIELDS)
     for field, ids in link_updates.items():
         links = await replace_links(session, process_id=process.id, field=field, ids=ids)
         if links:
@@ -274,5 +270,5 @@ async def delete(
         action="delete",
         entity_type=ENTITY,
         entity_id=process.id,
-        changes={name: [value, None] for name, value in before.items()},
+        changes=audit.deleted(before),
     )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.changes import assign, sent_fields
+from app.core.changes import sent_fields
 from app.core.errors import register_constraint
 from app.core.lookups import get_or_raise, require_ids
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
@@ -141,7 +141,7 @@ async def create(session: AsyncSession, *, data: ResourceCreate, actor: Principa
         action="create",
         entity_type=ENTITY,
         entity_id=resource.id,
-        changes={k: [None, v] for k, v in audit.snapshot(resource, AUDITED_FIELDS).items()},
+        changes=audit.created(resource, AUDITED_FIELDS),
     )
     return await present_one(session, resource)
 
@@ -158,9 +158,7 @@ async def update(
     check_version(resource.version, if_match)
     changes = sent_fields(data, required=("name", "kind", "status", "quantity"))
     await _references_exist(session, changes)
-    before = audit.snapshot(resource, AUDITED_FIELDS)
-    assign(resource, changes)
-    audit_changes = audit.diff(before, audit.snapshot(resource, AUDITED_FIELDS))
+    audit_changes = audit.apply(resource, changes, AUDITED_FIELDS)
     if audit_changes:
         await session.flush()
         await audit.record(
@@ -188,5 +186,5 @@ async def delete_resource(
         action="delete",
         entity_type=ENTITY,
         entity_id=resource.id,
-        changes={k: [v, None] for k, v in before.items()},
+        changes=audit.deleted(before),
     )

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.changes import assign, sent_fields
+from app.core.changes import sent_fields
 from app.core.database import after_commit
 from app.core.errors import Forbidden
 from app.core.lookups import get_or_raise
@@ -93,7 +93,7 @@ async def create(
         action="create",
         entity_type=ENTITY,
         entity_id=role.id,
-        changes={k: [None, v] for k, v in audit.snapshot(role, AUDITED_FIELDS).items()},
+        changes=audit.created(role, AUDITED_FIELDS),
     )
     return role
 
@@ -114,9 +114,7 @@ async def update(
     _may_grant(actor, [*role.permissions, *changes.get("permissions", [])])
     if "name" in changes:
         await _name_free(session, changes["name"], except_id=role.id)
-    before = audit.snapshot(role, AUDITED_FIELDS)
-    assign(role, changes)
-    audit_changes: dict[str, Any] = audit.diff(before, audit.snapshot(role, AUDITED_FIELDS))
+    audit_changes: dict[str, Any] = audit.apply(role, changes, AUDITED_FIELDS)
     if not audit_changes:
         return role
     await _flush(session)
@@ -160,5 +158,5 @@ async def delete_role(
         action="delete",
         entity_type=ENTITY,
         entity_id=role.id,
-        changes={k: [v, None] for k, v in before.items()},
+        changes=audit.deleted(before),
     )

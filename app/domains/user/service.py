@@ -168,9 +168,7 @@ async def create(
     session.add(user)
     await _flush_unique(session)
     await _set_roles(session, user.id, data.role_ids)
-    changes: dict[str, Any] = {
-        k: [None, v] for k, v in audit.snapshot(user, AUDITED_FIELDS).items()
-    }
+    changes: dict[str, Any] = audit.created(user, AUDITED_FIELDS)
     if data.role_ids:
         changes["role_ids"] = audit.link_changes([], data.role_ids)
     await audit.record(
@@ -243,9 +241,7 @@ async def update_self(
 ) -> User:
     """Change one's own name and job title (nothing else goes through /users/me)."""
     changes = sent_fields(data, required=("full_name",))
-    before = audit.snapshot(user, AUDITED_FIELDS)
-    assign(user, changes)
-    audit_changes = audit.diff(before, audit.snapshot(user, AUDITED_FIELDS))
+    audit_changes = audit.apply(user, changes, AUDITED_FIELDS)
     if not audit_changes:
         return user
     await session.flush()
@@ -319,7 +315,7 @@ async def delete_user(
         action="delete",
         entity_type=ENTITY,
         entity_id=user_id,
-        changes={k: [v, None] for k, v in before.items()},
+        changes=audit.deleted(before),
     )
 
 
