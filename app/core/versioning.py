@@ -20,7 +20,7 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def if_match(
+async def if_match(
     if_match: Annotated[
         Omittable[str],
         Header(

@@ -16,7 +16,7 @@ from app.domains.auth.schemas import LogoutRequest, PermissionRead, RefreshReque
 router = APIRouter(tags=["auth"])
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
