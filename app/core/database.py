@@ -205,6 +205,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """End a read-only transaction early, handing its connection back to the pool.
+
+    For a request that next waits on something slow and unrelated to the database (a
+    login's argon2 hash): it should not hold a pooled connection meanwhile. The session
+    begins a new transaction at its next statement. Refuses sessions with pending writes.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("release_connection() on a session with pending changes")
+    await session.commit()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit when the handler succeeds, roll back on any error."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker

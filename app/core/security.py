@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import secrets
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher, Type
@@ -19,7 +23,13 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from app.core.config import Settings
 
+T = TypeVar("T")
+
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 (a claim value, not a secret)
+CLOCK_LEEWAY_SECONDS = 5
+# Tokens whose signature and claims were verified, per process: a client's next requests
+# skip the signature check (about 50 us) and only the expiry is checked again.
+VERIFIED_TOKENS_CACHED = 4096
 
 
 class InvalidToken(Exception):
@@ -35,11 +45,23 @@ class AccessClaims:
     expires_at: int
 
 
+def _lowest_cpu_priority() -> None:
+    # Linux nice values are per thread, and argon2's lane threads inherit this one's.
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+@cache
+def _hashing_threads() -> ThreadPoolExecutor:
+    """Threads at the lowest CPU priority, shared by every hasher of the process."""
+    return ThreadPoolExecutor(thread_name_prefix="argon2", initializer=_lowest_cpu_priority)
+
+
 class PasswordHashing:
     """argon2id with configurable RFC 9106 parameters, run off the event loop.
 
-    A semaphore bounds concurrent hashes per process, so a storm of logins queues up
-    instead of taking every core from the requests that are not logging in.
+    Hashes run in threads at nice 19, so a storm of logins only takes the CPU that other
+    requests leave (docs/benchmarks.md, "login storm"); a semaphore bounds concurrent
+    hashes per process, so the storm queues up instead of holding 64 MiB per hash.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -54,13 +76,15 @@ class PasswordHashing:
         self._limit = asyncio.Semaphore(settings.password_hash_concurrency)
 
     async def hash(self, password: str) -> str:
-        async with self._limit:
-            return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         """True when `password` matches; never raises for a wrong or malformed hash."""
+        return await self._run(self._verify, password_hash, password)
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
         async with self._limit:
-            return await asyncio.to_thread(self._verify, password_hash, password)
+            return await asyncio.get_running_loop().run_in_executor(_hashing_threads(), work, *args)
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -93,6 +117,8 @@ class TokenCodec:
             assert settings.jwt_public_key_file is not None
             self._signing_key = Path(settings.jwt_private_key_file).read_text()
             self._verifying_key = Path(settings.jwt_public_key_file).read_text()
+        # Only successes are cached: a forged or malformed token raises every time.
+        self._verified = lru_cache(maxsize=VERIFIED_TOKENS_CACHED)(self._verify)
 
     def issue(self, user_id: int, session_id: str) -> tuple[str, AccessClaims]:
         now = time.time()
@@ -118,6 +144,13 @@ class TokenCodec:
         return jwt.encode(payload, self._signing_key, algorithm=self.algorithm), claims
 
     def decode(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; InvalidToken for anything else."""
+        claims = self._verified(token)
+        if claims.expires_at + CLOCK_LEEWAY_SECONDS <= time.time():
+            raise InvalidToken("Signature has expired")
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             payload = jwt.decode(
                 token,
@@ -126,7 +159,7 @@ class TokenCodec:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["sub", "sid", "jti", "iat", "exp", "iss", "aud", "typ"]},
-                leeway=5,
+                leeway=CLOCK_LEEWAY_SECONDS,
             )
         except jwt.PyJWTError as error:
             raise InvalidToken(str(error)) from error

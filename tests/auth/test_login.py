@@ -6,10 +6,12 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import Pool
 
 from app.core.config import Settings
+from app.core.security import PasswordHashing
 from app.domains.user.models import User
 from tests.auth.helpers import login, tokens
 from tests.factories import PASSWORD, Factory
@@ -113,3 +115,36 @@ async def test_tokens_from_login_open_authenticated_routes(
     pair = await tokens(client, user.email)
     response = await client.get(path, headers={"Authorization": f"Bearer {pair['access_token']}"})
     assert response.status_code == 200
+
+
+async def test_a_login_holds_no_database_connection_while_hashing(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued logins must not take the pool from other requests while argon2 runs."""
+    user = await factory.user()
+    outstanding = 0
+    while_hashing: list[int] = []
+
+    def checked_out(*_: object) -> None:
+        nonlocal outstanding
+        outstanding += 1
+
+    def checked_in(*_: object) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+
+    verify = PasswordHashing.verify
+
+    async def observed(self: PasswordHashing, password_hash: str, password: str) -> bool:
+        while_hashing.append(outstanding)
+        return await verify(self, password_hash, password)
+
+    monkeypatch.setattr(PasswordHashing, "verify", observed)
+    event.listen(Pool, "checkout", checked_out)
+    event.listen(Pool, "checkin", checked_in)
+    try:
+        assert (await login(client, user.email)).status_code == 200
+    finally:
+        event.remove(Pool, "checkout", checked_out)
+        event.remove(Pool, "checkin", checked_in)
+    assert while_hashing == [0]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import release_connection
 from app.core.metrics import AUTH_EVENTS
 from app.core.security import hash_refresh_token, new_refresh_token
 from app.domains.auth.context import AuthContext
@@ -45,7 +46,14 @@ async def login(
     email = email.strip().lower()
     throttle = LoginThrottle(auth.token_state.redis, auth.settings)
     await throttle.check(email, client_ip)
-    user = (await session.scalars(select(User).where(User.email == email))).one_or_none()
+    user = (
+        await session.execute(
+            select(User.id, User.password_hash, User.is_active).where(User.email == email)
+        )
+    ).one_or_none()
+    # No pooled connection is held while argon2 runs: a queue of logins would otherwise
+    # take the whole pool from everyone else. The read needs no atomicity with the writes.
+    await release_connection(session)
     # Unknown emails are checked against a dummy hash, so every failure costs the same.
     password_hash = user.password_hash if user is not None else auth.passwords.dummy_hash
     valid = await auth.passwords.verify(password_hash, password)
@@ -55,7 +63,13 @@ async def login(
         raise InvalidCredentials()
     await throttle.succeeded(email)
     if auth.passwords.needs_rehash(user.password_hash):
-        user.password_hash = await auth.passwords.hash(password)
+        rehashed = await auth.passwords.hash(password)
+        # Only if the password did not change meanwhile.
+        await session.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=rehashed)
+        )
     AUTH_EVENTS.labels(event="login_success").inc()
     return await _issue_pair(session, auth, user_id=user.id, family_id=uuid.uuid4())
 
