@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__
 from app.api.metrics import METRICS_PATH
 from app.api.metrics import router as metrics_router
-from app.api.router import api_router
+from app.api.router import API_ROUTERS
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import resolve_service_urls
@@ -61,7 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessionmaker = create_sessionmaker(engine)
         redis = create_redis(resolved)
         auth = AuthContext.build(resolved, redis)
-        rate_limiter = RateLimiter(redis, auth.tokens, key_prefix=resolved.redis_key_prefix)
+        rate_limiter = RateLimiter(
+            redis,
+            auth.tokens,
+            key_prefix=resolved.redis_key_prefix,
+            token_state_keys=auth.token_state.claims_keys,
+        )
         if resolved.metrics_enabled:
             instrument_engine(engine, max_overflow=resolved.db_max_overflow)
             APP_INFO.labels(version=__version__).set(1)
@@ -110,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     build_openapi = app.openapi
     app.openapi = lambda: problems_as_problem_json(build_openapi())  # type: ignore[method-assign]
-    app.include_router(api_router, prefix=API_PREFIX)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
     _add_middleware(app, settings)

@@ -13,7 +13,8 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -156,6 +157,35 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI, clean: None) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
         yield client
+
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[AsyncClient]]
+
+
+@pytest.fixture
+def client_with(database_url: str, redis_url: str, redis: Redis) -> ClientFactory:
+    """`async with client_with(RATE_LIMIT_DEFAULT="3/hour") as client:` an app with overrides."""
+
+    @asynccontextmanager
+    async def build(**overrides: Any) -> AsyncIterator[AsyncClient]:
+        values: dict[str, Any] = {"database_url": database_url, "redis_url": redis_url}
+        values.update({key.lower(): value for key, value in overrides.items()})
+        settings = make_settings(**values)
+        app = create_app(settings)
+        try:
+            async with (
+                LifespanManager(app) as manager,
+                AsyncClient(
+                    transport=ASGITransport(app=manager.app), base_url="http://test"
+                ) as client,
+            ):
+                yield client
+        finally:
+            keys = [key async for key in redis.scan_iter(match=f"{settings.redis_key_prefix}*")]
+            if keys:
+                await redis.delete(*keys)
+
+    return build
 
 
 _TABLES = ", ".join(f'"{table.name}"' for table in reversed(Base.metadata.sorted_tables))

@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 
 from app.core.config import Settings
 from tests.auth.helpers import bearer, tokens
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, ClientFactory
 from tests.factories import Factory
+from tests.statements import count_redis_commands
 
 ME = "/api/v1/users/me"
 
@@ -146,3 +147,39 @@ async def test_checking_a_token_costs_no_sql_once_cached(
     finally:
         event.remove(Engine, "before_cursor_execute", count)
     assert statements == []
+
+
+async def test_an_authenticated_request_costs_one_redis_round_trip(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """The rate limiter's script also reads the token's state: no second round trip."""
+    user = await factory.user(permissions=["processes:read"])
+    headers = factory.headers(user)
+    assert (await client.get("/api/v1/permissions", headers=headers)).status_code == 200
+    with count_redis_commands() as commands:
+        for _ in range(3):
+            assert (await client.get("/api/v1/permissions", headers=headers)).status_code == 200
+    assert commands == ["EVALSHA"] * 3
+
+
+async def test_without_rate_limits_the_token_state_is_read_on_its_own(
+    client_with: ClientFactory, factory: Factory
+) -> None:
+    user = await factory.user(permissions=["processes:read"])
+    headers = factory.headers(user)
+    async with client_with(RATE_LIMIT_ENABLED=False) as unlimited:
+        assert (await unlimited.get("/api/v1/permissions", headers=headers)).status_code == 200
+        with count_redis_commands() as commands:
+            assert (await unlimited.get("/api/v1/permissions", headers=headers)).status_code == 200
+    assert commands == ["MGET"]
+
+
+async def test_a_revocation_applies_to_the_next_request_despite_the_shared_read(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user()
+    pair = await tokens(client, user.email)
+    headers = bearer(pair["access_token"])
+    assert (await client.get(ME, headers=headers)).status_code == 200
+    assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+    assert (await client.get(ME, headers=headers)).status_code == 401

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from httpx import AsyncClient
 
-from tests.edge.conftest import ClientFactory
+from tests.conftest import ClientFactory
 
 PROBLEM = "application/problem+json"
 LIMIT = 1024 * 1024

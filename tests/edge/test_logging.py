@@ -7,7 +7,8 @@ import logging
 from httpx import AsyncClient
 
 from tests.auth.helpers import login
-from tests.edge.conftest import ClientFactory, LogLines
+from tests.conftest import ClientFactory
+from tests.edge.conftest import LogLines
 from tests.factories import PASSWORD, Factory
 
 

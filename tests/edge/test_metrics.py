@@ -13,7 +13,7 @@ from app import __version__
 from app.core.config import Settings
 from app.main import create_app
 from tests.auth.helpers import login
-from tests.edge.conftest import ClientFactory
+from tests.conftest import ClientFactory
 from tests.factories import Factory
 
 HISTOGRAM_BUCKETS = [

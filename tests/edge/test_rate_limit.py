@@ -6,7 +6,8 @@ import time
 
 from prometheus_client import REGISTRY
 
-from tests.edge.conftest import ClientFactory, LogLines
+from tests.conftest import ClientFactory
+from tests.edge.conftest import LogLines
 from tests.factories import Factory
 
 PROBLEM = "application/problem+json"

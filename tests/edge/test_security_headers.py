@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from httpx import AsyncClient
 
-from tests.edge.conftest import ClientFactory
+from tests.conftest import ClientFactory
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 

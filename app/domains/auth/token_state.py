@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+
+from app.core.security import AccessClaims
 
 AUTHZ_TTL_SECONDS = 3600
 
@@ -55,15 +58,27 @@ class TokenStateStore:
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
 
-    async def read(self, user_id: int, jti: str) -> TokenState:
-        """Everything a token check needs, in one MGET."""
-        denied, not_before, cached, user_epoch, roles_epoch = await self.redis.mget(
+    def keys(self, user_id: int, jti: str) -> list[str]:
+        """The keys a token check reads (the rate limiter reads them in its own round trip)."""
+        return [
             self._key("deny", jti),
             self._key("nbf", user_id),
             self._key("authz", user_id),
             self._key("epoch", user_id),
             self._key("roles-epoch"),
-        )
+        ]
+
+    def claims_keys(self, claims: AccessClaims) -> list[str]:
+        return self.keys(claims.user_id, claims.jti)
+
+    async def read(self, user_id: int, jti: str) -> TokenState:
+        """Everything a token check needs, in one MGET."""
+        return self.parse(await self.redis.mget(self.keys(user_id, jti)))
+
+    @staticmethod
+    def parse(values: Sequence[bytes | str | None]) -> TokenState:
+        """The state from the values of `keys()`, in that order."""
+        denied, not_before, cached, user_epoch, roles_epoch = values
         epoch = f"{_text(user_epoch) or 0}.{_text(roles_epoch) or 0}"
         authorization = None
         if cached:
