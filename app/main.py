@@ -26,6 +26,7 @@ from app.core.errors import (
     install_error_handlers,
     problems_as_problem_json,
 )
+from app.core.heap import settle_startup_heap
 from app.core.logging import configure_logging
 from app.core.metrics import (
     APP_INFO,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if resolved.metrics_enabled
             else None
         )
+        settle_startup_heap()
         logger.info("started", extra={"version": __version__, "env": resolved.environment})
         try:
             yield {

@@ -1,23 +1,38 @@
-"""The small `{id, name}` and `{id, full_name}` objects responses embed for related rows."""
+"""The small `{id, name}` and `{id, full_name}` objects responses embed for related rows.
+
+TypedDicts, not models: a page of 100 processes embeds 600 of them, and pydantic
+validates a TypedDict in half the time of a model (docs/benchmarks.md, change 9).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from typing_extensions import TypedDict
 
 
-class NamedSummary(BaseModel):
+class NamedSummary(TypedDict):
     """A related entity, named."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     id: int
     name: str
 
 
-class PersonSummary(BaseModel):
+class PersonSummary(TypedDict):
     """A related user: owner, manager or author."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     id: int
     full_name: str
+
+
+def _named(value: Any) -> Any:
+    # TypedDicts do not read attributes: a related ORM object becomes its summary here.
+    if isinstance(value, Mapping):
+        return value
+    return {"id": value.id, "name": value.name}
+
+
+NamedSummaryOf = Annotated[NamedSummary, BeforeValidator(_named)]
+"""A NamedSummary validated from a related ORM object (`user.department`)."""

@@ -16,7 +16,7 @@ from pydantic import (
 from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
 from app.core.lookups import IdList, StrictId
-from app.core.summaries import NamedSummary
+from app.core.summaries import NamedSummaryOf
 from app.domains.role.schemas import RoleSummary
 
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -91,8 +91,8 @@ class UserRead(BaseModel):
     job_title: str | None
     is_active: bool
     is_superuser: bool
-    department: NamedSummary | None
-    location: NamedSummary | None
+    department: NamedSummaryOf | None
+    location: NamedSummaryOf | None
     roles: list[RoleSummary]
     created_at: datetime
     updated_at: datetime
