@@ -281,9 +281,7 @@ async def explain(repeat: int) -> str:
             )
             for sort in SORTS if label == "none" else (None, "-created_at"):
                 first_params = PageParams(50, None, sort, False)
-                first = keyset.apply(
-                    process_service.filtered_view(filters, first_params), first_params
-                )
+                first = process_service.page_statement(filters, first_params)
                 first_ms, first_median = await timed(first)
                 deep_ms = deep_median = float("nan")
                 deep = None
@@ -295,9 +293,7 @@ async def explain(repeat: int) -> str:
                     ).one()
                     cursor = keyset._encode(keyset.order(sort), list(row))
                     deep_params = PageParams(50, cursor, sort, False)
-                    deep = keyset.apply(
-                        process_service.filtered_view(filters, deep_params), deep_params
-                    )
+                    deep = process_service.page_statement(filters, deep_params)
                     deep_ms, deep_median = await timed(deep)
                 ratio = deep_ms / first_ms if first_ms else float("nan")
                 deep_text = (

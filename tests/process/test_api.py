@@ -310,7 +310,7 @@ async def test_deleting_a_linked_entity_removes_only_the_link(
 # --- lists --------------------------------------------------------------------------
 
 
-async def test_a_page_loads_in_one_statement_whatever_its_size(
+async def test_a_page_loads_in_two_statements_whatever_its_size(
     client: AsyncClient, factory: Factory, headers: dict[str, str]
 ) -> None:
     links = await _links(factory, count=3)
@@ -323,7 +323,23 @@ async def test_a_page_loads_in_one_statement_whatever_its_size(
             response = await client.get(URL, headers=headers, params={"limit": limit})
         assert len(response.json()["items"]) == limit
         counts.append(len(statements))
-    assert counts == [1, 1]
+    assert counts == [2, 2]
+
+
+async def test_list_items_read_exactly_like_get_by_id(
+    client: AsyncClient, factory: Factory, headers: dict[str, str]
+) -> None:
+    """Owned and linked, or bare: the page and GET by id embed the same summaries."""
+    links = await _links(factory, count=3)
+    owner = await factory.user(full_name="Olivia Owner")
+    full = await _create(client, headers, title="Linked", owner_id=owner.id, **links)
+    bare = await _create(client, headers, title="Bare")
+    assert bare["owner"] is None
+    assert all(bare[kind] == [] for kind in ("departments", "locations", "resources", "roles"))
+    page = (await client.get(URL, headers=headers, params={"sort": "title"})).json()
+    assert page["items"] == [bare, full]
+    for body in (full, bare):
+        assert (await client.get(f"{URL}/{body['id']}", headers=headers)).json() == body
 
 
 async def test_filters_select_the_right_processes(

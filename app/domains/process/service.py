@@ -27,7 +27,7 @@ from app.domains.process.models import (
     process_roles,
 )
 from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessUpdate
-from app.domains.process.views import LINKS, PROCESS_BY_ID, process_view
+from app.domains.process.views import LINKS, PAGE_EMBEDDED, PROCESS_BY_ID, PROCESS_COLUMNS
 from app.domains.user.models import User
 
 ENTITY = "process"
@@ -104,23 +104,35 @@ def _conditions(filters: ProcessFilters, after: IdBound = None) -> list[ColumnEl
     return conditions
 
 
-def filtered_view(filters: ProcessFilters, page: PageParams) -> Select[Any]:
-    """The process view narrowed by `filters`, before `keyset` orders and bounds it."""
-    return process_view().where(*_conditions(filters, keyset.leading_id_bound(page)))
+def filtered(filters: ProcessFilters, page: PageParams) -> Select[Any]:
+    """The process columns narrowed by `filters`, before `keyset` orders and bounds them."""
+    return PROCESS_COLUMNS.where(*_conditions(filters, keyset.leading_id_bound(page)))
+
+
+def page_statement(filters: ProcessFilters, page: PageParams) -> Select[Any]:
+    """The first statement of one page of the list, as `list_processes` runs it."""
+    return keyset.apply(filtered(filters, page), page)
 
 
 async def list_processes(
     session: AsyncSession, *, filters: ProcessFilters, page: PageParams
-) -> PageResult[Row[Any]]:
-    """A page of processes with their links: one statement whatever the page size."""
-    return await fetch_page(
+) -> PageResult[dict[str, Any]]:
+    """A page of processes with their links: two statements whatever the page size."""
+    result = await fetch_page(
         session,
-        filtered_view(filters, page),
+        filtered(filters, page),
         keyset,
         page,
         rows=True,
         count_statement=select(Process.id).where(*_conditions(filters)),
     )
+    embedded: dict[int, dict[str, Any]] = {}
+    if result.items:
+        ids = [row.id for row in result.items]
+        rows = (await session.execute(PAGE_EMBEDDED, {"ids": ids})).mappings()
+        embedded = {row["id"]: dict(row) for row in rows}
+    items = [{**row._mapping, **embedded[row.id]} for row in result.items]
+    return PageResult(items, result.next_cursor, result.total)
 
 
 async def read(session: AsyncSession, process_id: int) -> Row[Any]:
