@@ -3,7 +3,7 @@
     .venv/bin/python locust/compare.py --rounds 3 --duration 10s --workers 1 \\
         --variant base \\
         --variant no-pre-ping DB_POOL_PRE_PING=false \\
-        --variant async-auth EXPERIMENTS=async-get-auth \\
+        --variant two-trips EXPERIMENTS=two-redis-round-trips \\
         --variant minimal SERVER=reference
 
 Each `--variant NAME [SETTING=VALUE ...]` is served in turn (settings go to the server's

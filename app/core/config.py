@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     password_hash_parallelism: int = Field(default=4, ge=1, le=64)
     password_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    # Linux nice value of the hashing threads: logins take the CPU other requests leave.
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
     password_min_length: int = Field(default=12, ge=8, le=128)
     password_max_length: int = Field(default=128, ge=8, le=1024)
 

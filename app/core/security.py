@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,23 +45,27 @@ class AccessClaims:
     expires_at: int
 
 
-def _lowest_cpu_priority() -> None:
+def _lower_cpu_priority(niceness: int) -> None:
     # Linux nice values are per thread, and argon2's lane threads inherit this one's.
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 @cache
-def _hashing_threads() -> ThreadPoolExecutor:
-    """Threads at the lowest CPU priority, shared by every hasher of the process."""
-    return ThreadPoolExecutor(thread_name_prefix="argon2", initializer=_lowest_cpu_priority)
+def _hashing_threads(niceness: int) -> ThreadPoolExecutor:
+    """Threads at a lower CPU priority, shared by every hasher of the process."""
+    return ThreadPoolExecutor(
+        thread_name_prefix=f"argon2-nice{niceness}",
+        initializer=partial(_lower_cpu_priority, niceness),
+    )
 
 
 class PasswordHashing:
     """argon2id with configurable RFC 9106 parameters, run off the event loop.
 
-    Hashes run in threads at nice 19, so a storm of logins only takes the CPU that other
-    requests leave (docs/benchmarks.md, "login storm"); a semaphore bounds concurrent
-    hashes per process, so the storm queues up instead of holding 64 MiB per hash.
+    Hashes run in threads at a lower CPU priority (`PASSWORD_HASH_NICENESS`), so a storm
+    of logins takes little of the CPU other requests need (docs/benchmarks.md, change 11);
+    a semaphore bounds concurrent hashes per process, so the storm queues up instead of
+    holding 64 MiB per hash.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -74,6 +78,7 @@ class PasswordHashing:
             type=Type.ID,
         )
         self._limit = asyncio.Semaphore(settings.password_hash_concurrency)
+        self._niceness = settings.password_hash_niceness
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hasher.hash, password)
@@ -84,7 +89,9 @@ class PasswordHashing:
 
     async def _run(self, work: Callable[..., T], *args: str) -> T:
         async with self._limit:
-            return await asyncio.get_running_loop().run_in_executor(_hashing_threads(), work, *args)
+            return await asyncio.get_running_loop().run_in_executor(
+                _hashing_threads(self._niceness), work, *args
+            )
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

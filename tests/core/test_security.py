@@ -14,13 +14,16 @@ from app.core.config import Settings
 from app.core.security import InvalidToken, PasswordHashing, TokenCodec
 
 
-async def test_hashes_run_in_threads_at_the_lowest_cpu_priority(settings: Settings) -> None:
-    hashing = PasswordHashing(settings)
+@pytest.mark.parametrize("niceness", [10, 19])
+async def test_hashes_run_in_threads_at_a_lower_cpu_priority(
+    settings: Settings, niceness: int
+) -> None:
+    hashing = PasswordHashing(settings.model_copy(update={"password_hash_niceness": niceness}))
 
     def priority(_: str) -> str:
         return str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
-    assert await hashing._run(priority, "") == "19"
+    assert await hashing._run(priority, "") == str(niceness)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
     assert await hashing.verify(await hashing.hash("a password"), "a password")
 

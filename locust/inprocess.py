@@ -1,0 +1,174 @@
+"""CPU per request of the whole application, in-process: no server, no network, no client.
+
+    .venv/bin/python locust/inprocess.py [--database NAME] [--path /api/v1/processes/{i}]
+    .venv/bin/py-spy record -r 500 --format raw -o spy.txt -- \\
+        .venv/bin/python locust/inprocess.py --requests 4000
+    .venv/bin/python locust/inprocess.py --layers spy.txt
+
+Drives the ASGI application (lifespan, every middleware, the token check, the database)
+with raw ASGI calls, one request after another, and prints the process's CPU time per
+request (best and median of 3 rounds). Far steadier than a load test on a shared machine,
+it is how most hot-path changes of docs/benchmarks.md were measured; `{i}` in the path
+becomes a process id. `--layers FILE` reads py-spy's raw output and prints the share of
+samples inside each function (inclusive), the profile tables of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench
+
+Headers = list[tuple[bytes, bytes]]
+
+
+async def call(app: Any, method: str, target: str, headers: Headers, body: bytes = b"") -> Any:
+    """One request through the ASGI app; (status, body)."""
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    received = False
+    answer: dict[str, Any] = {"status": None, "body": b""}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while the app answers
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return answer["status"], answer["body"]
+
+
+async def measure(url: str, redis_url: str, path: str, requests: int) -> str:
+    from asgi_lifespan import LifespanManager
+
+    from app.core.config import Settings
+    from app.main import create_app
+    from app.seed import DEMO_ADMIN_EMAIL, demo_password
+
+    settings = Settings(
+        database_url=url,
+        redis_url=redis_url,
+        redis_key_prefix=f"pa-inprocess-{os.getpid()}:",
+        rate_limit_default="1000000/second",
+        rate_limit_auth="1000000/second",
+        log_level="WARNING",
+        auto_migrate=False,
+    )
+    async with LifespanManager(create_app(settings)) as manager:
+        app = manager.app
+        form = urlencode({"username": DEMO_ADMIN_EMAIL, "password": demo_password()})
+        status, body = await call(
+            app,
+            "POST",
+            "/api/v1/auth/token",
+            [(b"content-type", b"application/x-www-form-urlencoded")],
+            form.encode(),
+        )
+        if status != 200:
+            raise SystemExit(f"inprocess: sign-in answered {status}: {body[:200]!r}")
+        headers = [(b"authorization", f"Bearer {json.loads(body)['access_token']}".encode())]
+        for index in range(200):  # warm-up: statement caches, pools, the route index
+            status, body = await call(app, "GET", path.format(i=1 + index % 500), headers)
+        if status != 200:
+            raise SystemExit(f"inprocess: {path} answered {status}: {body[:200]!r}")
+        rounds = []
+        for _ in range(3):
+            started = time.process_time()
+            for index in range(requests):
+                await call(app, "GET", path.format(i=1 + index % 500), headers)
+            rounds.append((time.process_time() - started) / requests * 1e6)
+    return (
+        f"{path}: CPU per request {min(rounds):,.0f} us (best of 3), "
+        f"median {statistics.median(rounds):,.0f} us, {requests} requests a round"
+    )
+
+
+def layers(raw: Path, top: int) -> str:
+    """Inclusive share of py-spy samples per function, under this script's `measure`."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(frame.startswith("measure (") for frame in frames):
+            continue
+        total += int(count)
+        seen = set()
+        for frame in frames:
+            name = re.sub(r" \((?:.*/)?([^/:]+):\d+\)$", r" (\1)", frame)
+            if name not in seen:
+                seen.add(name)
+                inclusive[name] += int(count)
+    if not total:
+        return "no samples of measure() in that file"
+    rows = [f"{100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top)]
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", help="an existing seeded database (default: a fresh one)")
+    parser.add_argument("--path", default="/api/v1/processes/{i}")
+    parser.add_argument("--requests", type=int, default=2000, help="per round (3 rounds)")
+    parser.add_argument("--layers", type=Path, metavar="RAW", help="summarise a py-spy raw file")
+    parser.add_argument("--top", type=int, default=60)
+    args = parser.parse_args()
+    if args.layers:
+        print(layers(args.layers, args.top))
+        return 0
+    server_url, redis_url = bench.resolve_servers()
+    database = args.database or f"atlas_inprocess_{int(time.time())}"
+    if args.database:
+        url = bench.with_database(server_url, database)
+    else:
+        url, _ = bench.prepare_database(
+            server_url, database, {**os.environ, "REDIS_URL": redis_url}
+        )
+    try:
+        import uvloop
+
+        print(uvloop.run(measure(url, redis_url, args.path, args.requests)))
+    finally:
+        if not args.database:
+            bench.drop(url)
+        bench.clear_redis(redis_url, f"pa-inprocess-{os.getpid()}:")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
