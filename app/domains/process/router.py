@@ -28,7 +28,7 @@ async def list_processes(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[ProcessFilters, Query()],
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """List processes with their links, filtered and keyset-paginated."""
     return await process_service.list_processes(session, filters=filters, page=page)
 
@@ -98,7 +98,7 @@ async def delete_process(
 
 async def _linked_page(
     session: SessionDep, page: PageParamsDep, model: Any, entity_id: int, filter_name: str
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     await get_or_raise(session, model, entity_id)
     filters = ProcessFilters.model_validate({filter_name: entity_id})
     return await process_service.list_processes(session, filters=filters, page=page)
@@ -113,7 +113,7 @@ REVERSE = {
 @reverse_router.get("/departments/{department_id}/processes", **REVERSE)  # type: ignore[arg-type]
 async def list_department_processes(
     _: ProcessesRead, department_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """Processes linked to a department, keyset-paginated."""
     return await _linked_page(session, page, Department, department_id, "department_id")
 
@@ -121,7 +121,7 @@ async def list_department_processes(
 @reverse_router.get("/locations/{location_id}/processes", **REVERSE)  # type: ignore[arg-type]
 async def list_location_processes(
     _: ProcessesRead, location_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """Processes linked to a location, keyset-paginated."""
     return await _linked_page(session, page, Location, location_id, "location_id")
 
@@ -129,7 +129,7 @@ async def list_location_processes(
 @reverse_router.get("/resources/{resource_id}/processes", **REVERSE)  # type: ignore[arg-type]
 async def list_resource_processes(
     _: ProcessesRead, resource_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """Processes that use a resource, keyset-paginated."""
     return await _linked_page(session, page, Resource, resource_id, "resource_id")
 
@@ -137,6 +137,6 @@ async def list_resource_processes(
 @reverse_router.get("/roles/{role_id}/processes", **REVERSE)  # type: ignore[arg-type]
 async def list_role_processes(
     _: ProcessesRead, role_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """Processes a role takes part in, keyset-paginated."""
     return await _linked_page(session, page, Role, role_id, "role_id")

@@ -27,7 +27,7 @@ from app.domains.process.models import (
     process_roles,
 )
 from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessUpdate
-from app.domains.process.views import LINKS, PAGE_EMBEDDED, PROCESS_BY_ID, PROCESS_COLUMNS
+from app.domains.process.views import LINKS, PAGE_KEYS, PROCESS_BY_ID, PROCESSES_BY_IDS
 from app.domains.user.models import User
 
 ENTITY = "process"
@@ -105,8 +105,8 @@ def _conditions(filters: ProcessFilters, after: IdBound = None) -> list[ColumnEl
 
 
 def filtered(filters: ProcessFilters, page: PageParams) -> Select[Any]:
-    """The process columns narrowed by `filters`, before `keyset` orders and bounds them."""
-    return PROCESS_COLUMNS.where(*_conditions(filters, keyset.leading_id_bound(page)))
+    """The page keys narrowed by `filters`, before `keyset` orders and bounds them."""
+    return PAGE_KEYS.where(*_conditions(filters, keyset.leading_id_bound(page)))
 
 
 def page_statement(filters: ProcessFilters, page: PageParams) -> Select[Any]:
@@ -116,7 +116,7 @@ def page_statement(filters: ProcessFilters, page: PageParams) -> Select[Any]:
 
 async def list_processes(
     session: AsyncSession, *, filters: ProcessFilters, page: PageParams
-) -> PageResult[dict[str, Any]]:
+) -> PageResult[Row[Any]]:
     """A page of processes with their links: two statements whatever the page size."""
     result = await fetch_page(
         session,
@@ -126,12 +126,11 @@ async def list_processes(
         rows=True,
         count_statement=select(Process.id).where(*_conditions(filters)),
     )
-    embedded: dict[int, dict[str, Any]] = {}
-    if result.items:
-        ids = [row.id for row in result.items]
-        rows = (await session.execute(PAGE_EMBEDDED, {"ids": ids})).mappings()
-        embedded = {row["id"]: dict(row) for row in rows}
-    items = [{**row._mapping, **embedded[row.id]} for row in result.items]
+    if not result.items:
+        return result
+    ids = [key.id for key in result.items]
+    found = {row.id: row for row in await session.execute(PROCESSES_BY_IDS, {"ids": ids})}
+    items = [found[process_id] for process_id in ids if process_id in found]
     return PageResult(items, result.next_cursor, result.total)
 
 

@@ -5,11 +5,13 @@ as JSON built by PostgreSQL, read in one of two ways that give the same rows:
 
 - one process (`PROCESS_BY_ID`): a correlated subquery per embedded list, the cheapest
   plan for a single row (0.40 ms against 0.56 ms);
-- a page: its processes' own columns first (`PROCESS_COLUMNS`, filtered and ordered by
-  the list), then what they embed in a second, prebuilt statement (`PAGE_EMBEDDED`) that
-  aggregates each link list for the whole page at once. Two round trips, but half the
-  PostgreSQL time of a correlated subquery per row and kind, and no per-request building
-  of a large statement (docs/benchmarks.md, change 10).
+- a page: which processes are on it first (`PAGE_KEYS`, filtered, ordered and bounded by
+  the list's keyset), then those processes whole in a second, prebuilt statement
+  (`PROCESSES_BY_IDS`) that aggregates each link list for the whole page at once. Two
+  round trips, but half the PostgreSQL time of a correlated subquery per row and kind,
+  and no per-request building of a large statement (docs/benchmarks.md, change 10).
+  Every item is read from one snapshot; a process deleted between the two statements is
+  left out of the page.
 """
 
 from __future__ import annotations
@@ -58,18 +60,14 @@ LINKS = {
     "roles": (process_roles, Role, "role_id"),
 }
 
-# The process columns a page selects; PAGE_EMBEDDED adds the rest.
-PROCESS_COLUMNS: Select[Any] = select(  # type: ignore[assignment]
+# Which processes are on a page, and where it ends: the id and every sortable column.
+PAGE_KEYS: Select[Any] = select(  # type: ignore[assignment]
     Process.id,
     Process.title,
-    Process.description,
     Process.status,
     Process.criticality,
-    Process.owner_id,
     Process.created_at,
     Process.updated_at,
-    Process.created_by_id,
-    Process.version,
 )
 
 
@@ -129,7 +127,7 @@ def _person_summary(person: Any) -> ColumnElement[Any]:
     return type_coerce(case((person.id.is_(None), None), else_=summary), JSON)
 
 
-def _embedded_of_page() -> Select[Any]:
+def _processes_by_ids() -> Select[Any]:
     owner, author = aliased(User), aliased(User)
     links = {name: _page_links(*spec) for name, spec in LINKS.items()}
     joined: FromClause = Process.__table__.outerjoin(owner, owner.id == Process.owner_id).outerjoin(
@@ -140,18 +138,26 @@ def _embedded_of_page() -> Select[Any]:
     return (
         select(
             Process.id,
+            Process.title,
+            Process.description,
+            Process.status,
+            Process.criticality,
             _person_summary(owner).label("owner"),
             *(
                 type_coerce(func.coalesce(aggregated.c.links, EMPTY_JSON_ARRAY), JSON).label(name)
                 for name, aggregated in links.items()
             ),
+            Process.created_at,
+            Process.updated_at,
             _person_summary(author).label("created_by"),
+            Process.version,
         )
         .select_from(joined)
         .where(Process.id == any_(PAGE_IDS))
     )
 
 
-# What the processes of a page embed, for all of them at once (`ids`): each link list is
-# aggregated for the whole page in one hash join per kind. Built once, like PROCESS_BY_ID.
-PAGE_EMBEDDED: Select[Any] = _embedded_of_page()
+# The processes of a page (`ids`) as the API shows them, each read whole from one
+# snapshot; each link list is aggregated for the whole page in one hash join per kind.
+# Built once, like PROCESS_BY_ID.
+PROCESSES_BY_IDS: Select[Any] = _processes_by_ids()
