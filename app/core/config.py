@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # PostgreSQL (None: an embedded server under DATA_DIR, refused in production)
     database_url: str | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=15, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
     db_pool_recycle: int = Field(default=1800, ge=-1)
