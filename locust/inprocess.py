@@ -118,9 +118,29 @@ async def measure(url: str, redis_url: str, path: str, requests: int) -> str:
     )
 
 
+def _library(frame: str) -> str:
+    """The package a py-spy frame (`name (package/module.py:line)`) belongs to."""
+    match = re.search(r"\(([^)]*):\d+\)$", frame)
+    where = match[1] if match else ""
+    first = where.split("/", 1)[0] if "/" in where else where.removesuffix(".py")
+    if first in sys.stdlib_module_names or first.startswith("<"):
+        return "python (stdlib: asyncio, contextlib, ...)"
+    names = {
+        "app": "app (our code)",
+        "starlette": "fastapi + starlette",
+        "fastapi": "fastapi + starlette",
+    }
+    return names.get(first, first)
+
+
 def layers(raw: Path, top: int) -> str:
-    """Inclusive share of py-spy samples per function, under this script's `measure`."""
+    """Where py-spy's samples under this script's `measure` were: by library, by function.
+
+    By library: the package of the innermost frame (the code actually running). By
+    function: inclusive share (the function or anything it called).
+    """
     inclusive: collections.Counter[str] = collections.Counter()
+    innermost: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -128,6 +148,7 @@ def layers(raw: Path, top: int) -> str:
         if not any(frame.startswith("measure (") for frame in frames):
             continue
         total += int(count)
+        innermost[_library(frames[-1])] += int(count)
         seen = set()
         for frame in frames:
             name = re.sub(r" \((?:.*/)?([^/:]+):\d+\)$", r" (\1)", frame)
@@ -136,7 +157,10 @@ def layers(raw: Path, top: int) -> str:
                 inclusive[name] += int(count)
     if not total:
         return "no samples of measure() in that file"
-    rows = [f"{100 * n / total:5.1f} %  {name}" for name, n in inclusive.most_common(top)]
+    rows = ["| library (innermost frame) | share |", "| --- | ---: |"]
+    rows += [f"| {name} | {100 * n / total:.1f} % |" for name, n in innermost.most_common()]
+    rows += ["", "| function (inclusive) | share |", "| --- | ---: |"]
+    rows += [f"| `{name}` | {100 * n / total:.1f} % |" for name, n in inclusive.most_common(top)]
     return "\n".join(rows)
 
 

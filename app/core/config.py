@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # max_parallel_workers_per_gather of the app's sessions. 0: a page of 50 rows never
+    # waits for parallel workers to start (docs/benchmarks.md, change 13).
+    db_parallel_workers: int = Field(default=0, ge=0, le=64)
     db_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     db_echo: bool = False
     # Through PgBouncer in transaction pooling mode: no statement caches, uniquely named

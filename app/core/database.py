@@ -150,12 +150,14 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     if settings.db_pgbouncer:
         # A server connection serves another client's transaction next: nothing may be
         # cached per connection, and PgBouncer refuses unknown startup parameters, so the
-        # statement timeout is set on the database instead (docs/scaling.md).
+        # statement timeout and parallel workers are set on the database (docs/scaling.md).
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
-    elif settings.db_statement_timeout_ms:
-        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    else:
+        server_settings["max_parallel_workers_per_gather"] = str(settings.db_parallel_workers)
+        if settings.db_statement_timeout_ms:
+            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     engine = create_async_engine(
         async_url(database_url),
         pool_size=settings.db_pool_size,

@@ -242,8 +242,9 @@ async def create_database(name: str) -> None:
     connection = await asyncpg.connect(database="postgres", **POSTGRES)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
-        # Through PgBouncer the timeout cannot travel in the startup packet: set it here.
+        # Through PgBouncer session settings cannot travel in the startup packet: set them here.
         await connection.execute(f"ALTER DATABASE \"{name}\" SET statement_timeout = '5s'")
+        await connection.execute(f'ALTER DATABASE "{name}" SET max_parallel_workers_per_gather = 0')
     finally:
         await connection.close()
 

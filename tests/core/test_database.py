@@ -73,3 +73,12 @@ async def test_without_pre_ping_nothing_is_pinged(
         assert pings == []
     finally:
         await engine.dispose()
+
+
+async def test_sessions_run_without_parallel_workers_by_default(
+    engine: AsyncEngine,
+) -> None:
+    """A small LIMIT query must not wait for parallel workers to start (DB_PARALLEL_WORKERS)."""
+    async with engine.connect() as connection:
+        value = await connection.scalar(text("SHOW max_parallel_workers_per_gather"))
+    assert value == "0"
