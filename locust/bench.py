@@ -187,6 +187,19 @@ def prepare_database(server_url: str, name: str, env: dict[str, str]) -> tuple[s
     return url, asyncio.run(seed(url, env))
 
 
+def database_for(existing: str | None, prefix: str) -> tuple[str, str, bool]:
+    """A seeded database: `existing`, or a fresh one named after `prefix`.
+
+    Returns its URL, the Redis URL and whether it was made here (then the caller drops it).
+    """
+    server_url, redis_url = resolve_servers()
+    if existing:
+        return with_database(server_url, existing), redis_url, False
+    name = f"{prefix}_{int(time.time())}"
+    url, _ = prepare_database(server_url, name, {**os.environ, "REDIS_URL": redis_url})
+    return url, redis_url, True
+
+
 async def seed(url: str, env: dict[str, str]) -> Any:
     from redis.asyncio import Redis
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -66,18 +65,11 @@ def main() -> int:
     parser.add_argument("--database", help="an existing seeded database (default: a fresh one)")
     parser.add_argument("--reads", type=int, default=1500)
     args = parser.parse_args()
-    server_url, redis_url = bench.resolve_servers()
-    database = args.database or f"atlas_dbpath_{int(time.time())}"
-    if args.database:
-        url = bench.with_database(server_url, database)
-    else:
-        url, _ = bench.prepare_database(
-            server_url, database, {**os.environ, "REDIS_URL": redis_url}
-        )
+    url, _, made = bench.database_for(args.database, "atlas_dbpath")
     try:
         print("\n".join(asyncio.run(measure(url, args.reads))))
     finally:
-        if not args.database:
+        if made:
             bench.drop(url)
     return 0
 

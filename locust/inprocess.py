@@ -175,20 +175,13 @@ def main() -> int:
     if args.layers:
         print(layers(args.layers, args.top))
         return 0
-    server_url, redis_url = bench.resolve_servers()
-    database = args.database or f"atlas_inprocess_{int(time.time())}"
-    if args.database:
-        url = bench.with_database(server_url, database)
-    else:
-        url, _ = bench.prepare_database(
-            server_url, database, {**os.environ, "REDIS_URL": redis_url}
-        )
+    url, redis_url, made = bench.database_for(args.database, "atlas_inprocess")
     try:
         import uvloop
 
         print(uvloop.run(measure(url, redis_url, args.path, args.requests)))
     finally:
-        if not args.database:
+        if made:
             bench.drop(url)
         bench.clear_redis(redis_url, f"pa-inprocess-{os.getpid()}:")
     return 0

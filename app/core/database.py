@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 import asyncpg
+import pydantic_core
 from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
@@ -166,6 +167,9 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         echo=settings.db_echo,
         connect_args=connect_args,
+        # pydantic-core's Rust parser: the JSON that views build (600 documents in a page
+        # of 100 processes) decodes 3x faster than with json.loads (docs/benchmarks.md, 14).
+        json_deserializer=pydantic_core.from_json,
     )
     if settings.db_pool_pre_ping:
         ping_idle_connections(engine)

@@ -172,14 +172,3 @@ async def test_without_rate_limits_the_token_state_is_read_on_its_own(
         with count_redis_commands() as commands:
             assert (await unlimited.get("/api/v1/permissions", headers=headers)).status_code == 200
     assert commands == ["MGET"]
-
-
-async def test_a_revocation_applies_to_the_next_request_despite_the_shared_read(
-    client: AsyncClient, factory: Factory
-) -> None:
-    user = await factory.user()
-    pair = await tokens(client, user.email)
-    headers = bearer(pair["access_token"])
-    assert (await client.get(ME, headers=headers)).status_code == 200
-    assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
-    assert (await client.get(ME, headers=headers)).status_code == 401
