@@ -71,10 +71,15 @@ PAGE_KEYS: Select[Any] = select(  # type: ignore[assignment]
 )
 
 
-def _link_list(link: Table, target: Any, column: str) -> ColumnElement[Any]:
+def _summaries(target: Any) -> ColumnElement[Any]:
+    """`[{id, name}, ...]` of the linked targets, in id order (an aggregate)."""
     summary = func.json_build_object("id", target.id, "name", target.name)
+    return func.json_agg(aggregate_order_by(summary, target.id))
+
+
+def _link_list(link: Table, target: Any, column: str) -> ColumnElement[Any]:
     aggregated = (
-        select(func.json_agg(aggregate_order_by(summary, target.id)))
+        select(_summaries(target))
         .select_from(link.join(target, target.id == link.c[column]))
         .where(link.c.process_id == Process.id)
         .scalar_subquery()
@@ -109,12 +114,8 @@ PROCESS_BY_ID: Select[Any] = select(
 
 
 def _page_links(link: Table, target: Any, column: str) -> FromClause:
-    summary = func.json_build_object("id", target.id, "name", target.name)
     return (
-        select(
-            link.c.process_id,
-            func.json_agg(aggregate_order_by(summary, target.id)).label("links"),
-        )
+        select(link.c.process_id, _summaries(target).label("links"))
         .select_from(link.join(target, target.id == link.c[column]))
         .where(link.c.process_id == any_(PAGE_IDS))
         .group_by(link.c.process_id)
