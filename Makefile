@@ -47,8 +47,8 @@ fuzz: $(STAMP) ## schema fuzzing with many more generated requests (FUZZ_EXAMPLE
 scale-demo: $(STAMP) ## two instances behind HAProxy through PgBouncer (docs/scaling.md)
 	$(BIN)/python docker/scale/demo.py
 
-bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md)
-	$(BIN)/python locust/bench.py
+bench: $(STAMP) ## benchmark with locust (see docs/benchmarks.md; BENCH_ARGS="--scenario reference" to choose)
+	$(BIN)/python locust/bench.py $(BENCH_ARGS)
 
 validate: $(STAMP) ## validate Dockerfiles, compose files, Kubernetes manifests, Prometheus config and rules offline
 	bash docker/validate.sh
