@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
@@ -65,16 +65,17 @@ async def require_ids(
     """Raise 422 naming every id in `ids` that does not exist."""
     missing = await missing_ids(session, id_column, ids)
     if missing:
-        raise unknown_ids(field, missing)
+        raise unknown_ids({field: missing})
 
 
-def unknown_ids(field: str, missing: list[int]) -> ValidationFailed:
-    """The 422 that names every id of `field` that does not exist."""
-    error = {"loc": ["body", field], "msg": "unknown ids", "type": "unknown_ids"}
-    return ValidationFailed(
-        f"Unknown ids in {field}: {', '.join(map(str, missing))}.",
-        extra={"errors": [{**error, "missing": missing}]},
-    )
+def unknown_ids(missing: Mapping[str, list[int]]) -> ValidationFailed:
+    """The 422 that names every id that does not exist, per body field."""
+    errors = [
+        {"loc": ["body", field], "msg": "unknown ids", "type": "unknown_ids", "missing": ids}
+        for field, ids in missing.items()
+    ]
+    named = "; ".join(f"{field}: {', '.join(map(str, ids))}" for field, ids in missing.items())
+    return ValidationFailed(f"Unknown ids in {named}.", extra={"errors": errors})
 
 
 async def ensure_unreferenced(

@@ -118,15 +118,31 @@ async def test_unknown_ids_answer_422_naming_every_one_and_write_nothing(
     assert listing.json()["items"] == []
 
 
-async def test_link_ids_are_checked_with_one_statement_per_kind(
+async def test_unknown_ids_of_several_kinds_are_all_named_in_one_422(
+    client: AsyncClient, factory: Factory, headers: dict[str, str]
+) -> None:
+    department = await factory.department()
+    response = await client.post(
+        URL,
+        headers=headers,
+        json={"title": "Ghost", "department_ids": [department.id, 990001], "role_ids": [990009]},
+    )
+    assert response.status_code == 422
+    errors = {error["loc"][-1]: error["missing"] for error in response.json()["errors"]}
+    assert errors == {"department_ids": [990001], "role_ids": [990009]}
+    assert (await client.get(URL, headers=headers)).json()["items"] == []
+
+
+async def test_link_ids_of_every_kind_are_checked_and_replaced_in_one_statement(
     client: AsyncClient, factory: Factory, headers: dict[str, str]
 ) -> None:
     links = await _links(factory, count=5)
     await client.get("/api/v1/permissions", headers=headers)  # warm the token cache
     with count_statements() as statements:
         await _create(client, headers, **links)
-    link_statements = [s for s in statements if "process_" in s and "WITH wanted" in s]
-    assert len(link_statements) == 4
+    link_statements = [s for s in statements if "departments_wanted" in s]
+    assert len(link_statements) == 1
+    assert all(f"{kind}_wanted" in link_statements[0] for kind in ("locations", "roles"))
 
 
 async def test_more_than_500_ids_answer_422(client: AsyncClient, headers: dict[str, str]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, exists, func, select, text
+from sqlalchemy import ColumnElement, Row, Select, TextClause, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.changes import sent_fields
@@ -151,51 +152,70 @@ async def get_for_update(session: AsyncSession, process_id: int) -> Process:
     )
 
 
-_REPLACE_LINKS = """
-WITH wanted AS (SELECT DISTINCT unnest(CAST(:ids AS bigint[])) AS id),
-known AS (SELECT wanted.id FROM wanted JOIN {target} ON {target}.id = wanted.id),
-removed AS (
+_REPLACE_KIND = """
+{kind}_wanted AS (SELECT DISTINCT unnest(CAST(:{field} AS bigint[])) AS id),
+{kind}_known AS (
+    SELECT wanted.id FROM {kind}_wanted AS wanted JOIN {target} ON {target}.id = wanted.id
+),
+{kind}_removed AS (
     DELETE FROM {link} WHERE process_id = :process_id
-    AND {column} NOT IN (SELECT id FROM wanted)
+    AND {column} NOT IN (SELECT id FROM {kind}_wanted)
     RETURNING {column} AS id
 ),
-added AS (
-    INSERT INTO {link} (process_id, {column}) SELECT :process_id, id FROM known
+{kind}_added AS (
+    INSERT INTO {link} (process_id, {column}) SELECT :process_id, id FROM {kind}_known
     ON CONFLICT DO NOTHING
     RETURNING {column} AS id
-)
-SELECT 'removed' AS change, id FROM removed
-UNION ALL SELECT 'added', id FROM added
-UNION ALL SELECT 'missing', id FROM wanted WHERE id NOT IN (SELECT id FROM known)
-"""
+)"""
 
-# One statement per link kind validates the ids and replaces the set, returning the difference.
-_REPLACE_STATEMENTS = {
-    field: text(
-        _REPLACE_LINKS.format(
-            link=LINKS[kind][0].name, target=LINKS[kind][1].__tablename__, column=LINKS[kind][2]
-        )
-    )
-    for field, kind in LINK_FIELDS.items()
-}
+_REPLACE_RESULT = """
+SELECT '{field}' AS field, 'removed' AS change, id FROM {kind}_removed
+UNION ALL SELECT '{field}', 'added', id FROM {kind}_added
+UNION ALL SELECT '{field}', 'missing', id FROM {kind}_wanted
+    WHERE id NOT IN (SELECT id FROM {kind}_known)"""
+
+
+@cache
+def _replace_statement(fields: tuple[str, ...]) -> TextClause:
+    """One statement that validates the ids of every kind in `fields` and replaces the sets."""
+    parts = []
+    for field in fields:
+        link, target, column = LINKS[LINK_FIELDS[field]]
+        names = {"field": field, "kind": LINK_FIELDS[field], "link": link.name}
+        parts.append({**names, "target": target.__tablename__, "column": column})
+    ctes = ",".join(_REPLACE_KIND.format(**part) for part in parts)
+    results = "\nUNION ALL".join(_REPLACE_RESULT.format(**part) for part in parts)
+    return text(f"WITH {ctes}\n{results}")
 
 
 async def replace_links(
-    session: AsyncSession, *, process_id: int, field: str, ids: Sequence[int]
-) -> dict[str, list[int]] | None:
-    """Make the process's links of one kind exactly `ids`; 422 naming unknown ids."""
+    session: AsyncSession, *, process_id: int, links: Mapping[str, Sequence[int]]
+) -> dict[str, dict[str, list[int]]]:
+    """Make each kind of link in `links` exactly those ids, in one statement.
+
+    Unknown ids of every kind answer one 422 naming them all. Returns the added and
+    removed ids of each kind that changed.
+    """
+    fields = tuple(field for field in LINK_FIELDS if field in links)
+    if not fields:
+        return {}
+    parameters: dict[str, Any] = {field: list(links[field]) for field in fields}
     result = await session.execute(
-        _REPLACE_STATEMENTS[field], {"ids": list(ids), "process_id": process_id}
+        _replace_statement(fields), {**parameters, "process_id": process_id}
     )
-    rows = result.all()
-    changes: dict[str, list[int]] = {"added": [], "removed": [], "missing": []}
-    for change, linked_id in rows:
-        changes[change].append(linked_id)
-    if changes["missing"]:
-        raise unknown_ids(field, sorted(changes["missing"]))
-    if not changes["added"] and not changes["removed"]:
-        return None
-    return {"added": sorted(changes["added"]), "removed": sorted(changes["removed"])}
+    changes: dict[str, dict[str, list[int]]] = {
+        field: {"added": [], "removed": [], "missing": []} for field in fields
+    }
+    for field, change, linked_id in result.all():
+        changes[field][change].append(linked_id)
+    missing = {field: sorted(found["missing"]) for field, found in changes.items()}
+    if any(missing.values()):
+        raise unknown_ids({field: ids for field, ids in missing.items() if ids})
+    return {
+        field: {"added": sorted(found["added"]), "removed": sorted(found["removed"])}
+        for field, found in changes.items()
+        if found["added"] or found["removed"]
+    }
 
 
 async def _check_owner(session: AsyncSession, owner_id: int | None) -> None:
@@ -217,12 +237,8 @@ async def create(session: AsyncSession, *, data: ProcessCreate, actor: Principal
     session.add(process)
     await session.flush()
     changes: dict[str, Any] = audit.created(process, AUDITED_FIELDS)
-    for field in LINK_FIELDS:
-        ids: list[int] = getattr(data, field)
-        if ids:
-            links = await replace_links(session, process_id=process.id, field=field, ids=ids)
-            if links:
-                changes[field] = links
+    wanted = {field: getattr(data, field) for field in LINK_FIELDS if getattr(data, field)}
+    changes.update(await replace_links(session, process_id=process.id, links=wanted))
     await audit.record(
         session,
         actor_id=actor.user_id,
@@ -249,10 +265,7 @@ async def update(
     if "owner_id" in changes:
         await _check_owner(session, changes["owner_id"])
     audit_changes: dict[str, Any] = audit.apply(process, changes, AUDITED_FIELDS)
-    for field, ids in link_updates.items():
-        links = await replace_links(session, process_id=process.id, field=field, ids=ids)
-        if links:
-            audit_changes[field] = links
+    audit_changes.update(await replace_links(session, process_id=process.id, links=link_updates))
     if audit_changes:
         process.updated_at = func.now()  # links changed or fields did: a new version either way
         await session.flush()
