@@ -49,8 +49,6 @@ sys.path.insert(0, str(ROOT))
 LOCUST_DIR = ROOT / "locust"
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
-LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 DEMO_ADMIN = "admin@demo.process-atlas.test"
 SCENARIOS = ("mix", "reference", "reference-nothink", "get-by-id", "login-storm", "soak")
 DEFAULT_SCENARIOS = ("mix", "reference", "reference-nothink", "get-by-id", "login-storm")
@@ -127,14 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- services -------------------------------------------------------------------------
 
 
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,24 +134,11 @@ def free_port() -> int:
 
 def resolve_servers() -> tuple[str, str]:
     """PostgreSQL server URL and Redis URL: configured, local, or embedded."""
-    database = os.environ.get("BENCH_DATABASE_URL")
-    if not database:
-        if _answers("127.0.0.1", 5432):
-            database = LOCAL_POSTGRES
-        else:
-            from app.core.embedded import start_postgres
+    from app.core.embedded import local_or_embedded_postgres, local_or_embedded_redis
 
-            print("bench: nothing on 127.0.0.1:5432, starting the embedded PostgreSQL")
-            database = start_postgres(ROOT / ".data" / "bench", database="postgres")
-    redis = os.environ.get("BENCH_REDIS_URL")
-    if not redis:
-        if _answers("127.0.0.1", 6379):
-            redis = LOCAL_REDIS
-        else:
-            from app.core.embedded import start_redis
-
-            print("bench: nothing on 127.0.0.1:6379, starting the embedded Redis")
-            redis = start_redis(ROOT / ".data" / "bench")
+    data_dir = ROOT / ".data" / "bench"
+    database = os.environ.get("BENCH_DATABASE_URL") or local_or_embedded_postgres(data_dir)
+    redis = os.environ.get("BENCH_REDIS_URL") or local_or_embedded_redis(data_dir)
     return database, redis
 
 
@@ -308,7 +285,40 @@ class Server:
             self.process.wait()
 
 
+def uvicorn_command(app: str, port: int, workers: int, *, factory: bool = False) -> list[str]:
+    """uvicorn serving `app` from locust/ the way `python -m app serve` serves ours."""
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        app,
+        *(["--factory"] if factory else []),
+        "--app-dir",
+        str(LOCUST_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--no-server-header",
+        "--no-proxy-headers",
+        "--log-level",
+        "warning",
+    ]
+
+
 def atlas_server(kind: str, workers: int, env: dict[str, str], log: Path) -> Server:
+    """Our app under `kind`: `uvicorn` (`python -m app serve`), `granian`, or `variants`.
+
+    `variants` (also chosen when EXPERIMENTS is set) is locust/variants.py's app, with
+    the hot-path changes named in EXPERIMENTS undone, served by uvicorn like `serve`.
+    """
     port = free_port()
     if kind == "granian":
         command = [
@@ -327,30 +337,8 @@ def atlas_server(kind: str, workers: int, env: dict[str, str], log: Path) -> Ser
             "--no-ws",
             "app.main:create_configured_app",
         ]
-    elif env.get("EXPERIMENTS"):
-        # locust/variants.py: the app with proposed changes applied, served like `serve`.
-        command = [
-            str(BIN / "uvicorn"),
-            "variants:create_app",
-            "--factory",
-            "--app-dir",
-            str(LOCUST_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--no-server-header",
-            "--no-proxy-headers",
-            "--log-level",
-            "warning",
-        ]
+    elif kind == "variants" or env.get("EXPERIMENTS"):
+        command = uvicorn_command("variants:create_app", port, workers, factory=True)
     else:
         command = [PYTHON, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)]
     server = Server(f"process-atlas ({kind})", command, env, port, "/api/v1/health", log)
@@ -360,27 +348,7 @@ def atlas_server(kind: str, workers: int, env: dict[str, str], log: Path) -> Ser
 
 def reference_server(workers: int, database_url: str, log: Path) -> Server:
     port = free_port()
-    command = [
-        PYTHON,
-        "-m",
-        "uvicorn",
-        "reference_app:app",
-        "--app-dir",
-        str(LOCUST_DIR),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_command("reference_app:app", port, workers)
     env = {**os.environ, "DATABASE_URL": database_url}
     server = Server("reference app", command, env, port, "/processes/1", log)
     server.expected = workers

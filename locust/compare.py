@@ -158,36 +158,10 @@ def make_server(settings: dict[str, str], args: Any, env: dict[str, str], log: P
     workers = int(settings.pop("WORKERS", args.workers))
     if kind == "reference":
         return bench.reference_server(workers, env["DATABASE_URL"], log)
-    port = bench.free_port()
-    variant_env = {**env, **settings}
-    if kind == "granian":
-        server = bench.atlas_server("granian", workers, variant_env, log)
-        return server
-    command = [
-        str(bench.BIN / "uvicorn"),
-        "variants:create_app",
-        "--factory",
-        "--app-dir",
-        str(bench.LOCUST_DIR),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--no-server-header",
-        "--no-proxy-headers",
-        "--log-level",
-        "warning",
-    ]
-    server = bench.Server("process-atlas", command, variant_env, port, "/api/v1/health", log)
-    server.expected = workers
-    return server
+    # uvicorn serves variants:create_app, so EXPERIMENTS may undo hot-path changes.
+    return bench.atlas_server(
+        "granian" if kind == "granian" else "variants", workers, {**env, **settings}, log
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

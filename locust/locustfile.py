@@ -154,6 +154,30 @@ class AtlasClient(FastHttpUser):
                 return None
             return response.json()
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        expected: int,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """A write grouped under `name`; the response when it answered `expected`, else None."""
+        with self.client.request(
+            method,
+            f"{API}{path}",
+            json=json,
+            headers={**self.auth(), **(headers or {})},
+            name=name,
+            catch_response=True,
+        ) as response:
+            if response.status_code != expected:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return None
+            return response
+
     def collect_ids(self, path: str, **params: Any) -> list[int]:
         ids: list[int] = []
         cursor = None
@@ -250,16 +274,8 @@ class AtlasUser(AtlasClient):
             "owner_id": catalogue.any("users"),
             **self.process_links(random.randint(1, 3)),
         }
-        with self.client.post(
-            f"{API}/processes",
-            json=body,
-            headers=self.auth(),
-            name="/processes",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 201:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
-                return
+        response = self.send("POST", "/processes", name="/processes", expected=201, json=body)
+        if response is not None:
             self.mine[response.json()["id"]] = response.headers.get("etag", "")
 
     @tag("write", "process")
@@ -271,16 +287,15 @@ class AtlasUser(AtlasClient):
         body: dict[str, Any] = {"status": random.choice(("draft", "active"))}
         kind = random.choice(("department_ids", "location_ids", "resource_ids", "role_ids"))
         body[kind] = self.process_links(random.randint(0, 3))[kind]
-        with self.client.patch(
-            f"{API}/processes/{process_id}",
-            json=body,
-            headers={**self.auth(), "If-Match": self.mine[process_id]},
+        response = self.send(
+            "PATCH",
+            f"/processes/{process_id}",
             name="/processes/{id}",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
-                return
+            expected=200,
+            json=body,
+            headers={"If-Match": self.mine[process_id]},
+        )
+        if response is not None:
             self.mine[process_id] = response.headers.get("etag", "")
 
     @tag("write", "process")
@@ -290,14 +305,13 @@ class AtlasUser(AtlasClient):
             return
         process_id = next(iter(self.mine))
         etag = self.mine.pop(process_id)
-        with self.client.delete(
-            f"{API}/processes/{process_id}",
-            headers={**self.auth(), "If-Match": etag},
+        self.send(
+            "DELETE",
+            f"/processes/{process_id}",
             name="/processes/{id}",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 204:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+            expected=204,
+            headers={"If-Match": etag},
+        )
 
     # The organisation around them.
 
@@ -368,15 +382,14 @@ class AtlasUser(AtlasClient):
     @task(1)
     def update_resource(self) -> None:
         resource_id = catalogue.any("resources")
-        with self.client.patch(
-            f"{API}/resources/{resource_id}",
-            json={"status": random.choice(("available", "in_use", "maintenance"))},
-            headers=self.auth(),
+        status = random.choice(("available", "in_use", "maintenance"))
+        self.send(
+            "PATCH",
+            f"/resources/{resource_id}",
             name="/resources/{id}",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+            expected=200,
+            json={"status": status},
+        )
 
     # Audit.
 
@@ -410,29 +423,16 @@ class ReferenceMix(AtlasClient):
             "description": "random_description",
             **self.process_links(LINKS_PER_KIND),
         }
-        with self.client.post(
-            f"{API}/processes",
-            json=body,
-            headers=self.auth(),
-            name="/processes",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 201:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+        self.send("POST", "/processes", name="/processes", expected=201, json=body)
 
     @tag("write", "process")
     @task(2)
     def replace_links(self) -> None:
         body = {"title": "updated_title", **self.process_links(LINKS_PER_KIND)}
-        with self.client.patch(
-            f"{API}/processes/{catalogue.any('processes')}",
-            json=body,
-            headers=self.auth(),
-            name="/processes/{id}",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+        process_id = catalogue.any("processes")
+        self.send(
+            "PATCH", f"/processes/{process_id}", name="/processes/{id}", expected=200, json=body
+        )
 
     @tag("read", "process")
     @task(3)

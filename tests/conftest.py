@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -34,44 +33,22 @@ from app.core.database import (
     create_sessionmaker,
     drop_database,
 )
+from app.core.embedded import local_or_embedded_postgres, local_or_embedded_redis
 from app.domains.auth.context import AuthContext
 from app.main import create_app
 from app.models import Base
 from tests.factories import Factory
 
-LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+DATA_DIR = PROJECT_ROOT / ".data" / "test"
 
 
 def _server_url() -> str:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        return configured
-    if _answers("127.0.0.1", 5432):
-        return LOCAL_POSTGRES
-    from app.core.embedded import start_postgres
-
-    return start_postgres(PROJECT_ROOT / ".data" / "test", database="postgres")
+    return os.environ.get("TEST_DATABASE_URL") or local_or_embedded_postgres(DATA_DIR)
 
 
 def _redis_url() -> str:
-    configured = os.environ.get("TEST_REDIS_URL")
-    if configured:
-        return configured
-    if _answers("127.0.0.1", 6379):
-        return LOCAL_REDIS
-    from app.core.embedded import start_redis
-
-    return start_redis(PROJECT_ROOT / ".data" / "test")
+    return os.environ.get("TEST_REDIS_URL") or local_or_embedded_redis(DATA_DIR)
 
 
 def _worker() -> str:
@@ -141,7 +118,8 @@ async def session(
 
 @pytest.fixture(scope="session")
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url or LOCAL_REDIS, decode_responses=True)
+    assert settings.redis_url is not None
+    client = Redis.from_url(settings.redis_url, decode_responses=True)
     yield client
     await client.aclose()
 

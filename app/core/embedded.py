@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,35 @@ def resolve_service_urls(settings: Settings) -> Settings:
         updates["redis_url"] = start_redis(settings.data_dir)
         os.environ["REDIS_URL"] = updates["redis_url"]
     return settings.model_copy(update=updates) if updates else settings
+
+
+LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def local_or_embedded_postgres(data_dir: Path) -> str:
+    """A PostgreSQL server URL (its `postgres` database) for tests and benchmarks.
+
+    The server on the default local port when something answers there, else an embedded
+    one under `data_dir`.
+    """
+    if _answers("127.0.0.1", 5432):
+        return LOCAL_POSTGRES
+    logger.info("nothing on 127.0.0.1:5432, starting the embedded PostgreSQL")
+    return start_postgres(data_dir, database="postgres")
+
+
+def local_or_embedded_redis(data_dir: Path) -> str:
+    """A Redis URL for tests and benchmarks: the local default port, else embedded."""
+    if _answers("127.0.0.1", 6379):
+        return LOCAL_REDIS
+    logger.info("nothing on 127.0.0.1:6379, starting the embedded Redis")
+    return start_redis(data_dir)
