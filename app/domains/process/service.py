@@ -125,7 +125,10 @@ async def list_processes(
         keyset,
         page,
         rows=True,
-        count_statement=select(Process.id).where(*_conditions(filters)),
+        # Built only when asked for: a statement costs CPU to build even if never run.
+        count_statement=(
+            select(Process.id).where(*_conditions(filters)) if page.include_total else None
+        ),
     )
     if not result.items:
         return result
