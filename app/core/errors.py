@@ -17,10 +17,36 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from app.core.redis import REDIS_UNREACHABLE, RedisPoolExhausted
+
 logger = logging.getLogger("app.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:process-atlas:problem:"
+
+# RFC 9110's reason phrases, pinned: `HTTPStatus.phrase` changes between Python versions
+# (422 and 413 were renamed in 3.13), and clients may match on titles.
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem_title(status: int) -> str:
+    """The title of a problem with `status`: ours when pinned, else Python's phrase."""
+    return TITLES.get(status) or HTTPStatus(status).phrase
 
 
 class ProblemDetail(BaseModel):
@@ -61,7 +87,7 @@ class AppError(Exception):
 
     @property
     def title(self) -> str:
-        return HTTPStatus(self.status).phrase
+        return problem_title(self.status)
 
 
 class BadRequest(AppError):
@@ -150,7 +176,7 @@ def problem_response(
     """Build a problem+json response for the request in `scope`."""
     body: dict[str, Any] = {
         "type": f"{PROBLEM_TYPE_PREFIX}{slug}",
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or problem_title(status),
         "status": status,
         "detail": detail,
         "instance": scope.get("path"),
@@ -340,10 +366,32 @@ async def _connection_error(request: Request, error: Exception) -> ProblemRespon
     return _unavailable(request.scope, "The database is unavailable; retry shortly.")
 
 
+def redis_problem(scope: Scope, error: RedisError) -> ProblemResponse:
+    """503 when Redis is unreachable or its pool stays full; an error it answers is a bug: 500."""
+    if isinstance(error, RedisPoolExhausted):
+        logger.warning("redis pool exhausted")
+        return _unavailable(scope, "The service is saturated; retry shortly.")
+    if isinstance(error, REDIS_UNREACHABLE):
+        logger.warning("redis unavailable: %s", type(error).__name__)
+        return _unavailable(scope, "A dependency is unavailable; retry shortly.")
+    logger.error(
+        "redis refused a command on %s %s: %s",
+        scope.get("method"),
+        scope.get("path"),
+        error,
+        exc_info=error,
+    )
+    return problem_response(
+        scope,
+        status=500,
+        slug="internal-error",
+        detail="An unexpected error occurred; it has been logged.",
+    )
+
+
 async def _redis_error(request: Request, error: Exception) -> ProblemResponse:
-    # Whatever needs Redis (login throttling, session state) fails closed, never with a 500.
-    logger.warning("redis unavailable: %s", type(error).__name__)
-    return _unavailable(request.scope, "A dependency is unavailable; retry shortly.")
+    assert isinstance(error, RedisError)
+    return redis_problem(request.scope, error)
 
 
 async def _pool_timeout(request: Request, error: Exception) -> ProblemResponse:

@@ -2,7 +2,9 @@
 
 A caller is the user of a valid bearer token, else the client address (which the proxy
 headers middleware has already taken from `X-Forwarded-For` when the peer is a trusted
-proxy). Each route group has its own rate; probes and metrics are exempt.
+proxy). The sign-in routes count per address whatever token comes along: a token must not
+buy a fresh bucket of password guesses. Each route group has its own rate; probes and
+metrics are exempt.
 
 For a bearer token, the same round trip also reads the keys the token check will need
 (`token_state_keys`), and leaves their values in the request's scope as a
@@ -23,8 +25,9 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import problem_response
+from app.core.errors import problem_response, redis_problem
 from app.core.metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
+from app.core.redis import REDIS_UNREACHABLE, RedisPoolExhausted
 from app.core.security import AccessClaims, InvalidToken, TokenCodec
 
 logger = logging.getLogger("app.ratelimit")
@@ -90,6 +93,14 @@ class PrefetchedReads:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteGroup:
+    name: str
+    rate: Rate
+    limit_header: tuple[bytes, bytes]
+    per_user: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     remaining: int
@@ -123,10 +134,10 @@ class RateLimiter:
         except InvalidToken:
             return None
 
-    async def take(self, group: str, scope: Scope, rate: Rate) -> Decision:
+    async def take(self, group: RouteGroup, scope: Scope) -> Decision:
         """Take one token from the caller's bucket of `group`."""
         claims = self.claims(scope)
-        if claims is not None:
+        if claims is not None and group.per_user:
             caller = f"user:{claims.user_id}"
         else:
             client = scope.get("client")
@@ -137,8 +148,8 @@ class RateLimiter:
             else []
         )
         allowed, remaining, retry_ms, values = await self._take(
-            keys=[f"{self._prefix}{group}:{caller}", *reads],
-            args=[rate.limit, rate.period_seconds * 1000],
+            keys=[f"{self._prefix}{group.name}:{caller}", *reads],
+            args=[group.rate.limit, group.rate.period_seconds * 1000],
         )
         return Decision(
             allowed=bool(allowed),
@@ -148,16 +159,11 @@ class RateLimiter:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RouteGroup:
-    name: str
-    rate: Rate
-    limit_header: tuple[bytes, bytes]
-
-
 class RateLimitMiddleware:
     """Refuse callers over their route group's rate with a 429 problem; fail open without Redis.
 
+    Only a Redis that cannot be reached lets requests through unchecked. A pool that stays
+    full answers 503 (saturation), an error Redis answers is a logged 500 (a bug).
     Needs a `RateLimiter` in the lifespan state (`rate_limiter`); without one it passes.
     """
 
@@ -172,8 +178,8 @@ class RateLimitMiddleware:
         self.app = app
         self.auth_prefix = auth_prefix
         self.exempt_paths = frozenset(exempt_paths)
-        self.default = _group("default", settings.rate_limit_default)
-        self.auth = _group("auth", settings.rate_limit_auth)
+        self.default = _group("default", settings.rate_limit_default, per_user=True)
+        self.auth = _group("auth", settings.rate_limit_auth, per_user=False)
         for group in (self.default, self.auth):
             RATE_LIMITED.labels(group.name)
         self._paused_until = 0.0
@@ -188,7 +194,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         group = self.auth if scope["path"].startswith(self.auth_prefix) else self.default
-        decision = await self._decide(limiter, group, scope)
+        try:
+            decision = await self._decide(limiter, group, scope)
+        except RedisError as error:
+            await redis_problem(scope, error)(scope, receive, send)
+            return
         if decision is None:
             await self.app(scope, receive, send)
             return
@@ -225,8 +235,14 @@ class RateLimitMiddleware:
             RATE_LIMITER_ERRORS.inc()
             return None
         try:
-            return await limiter.take(group.name, scope, group.rate)
-        except (TimeoutError, RedisError, OSError) as error:
+            return await limiter.take(group, scope)
+        except RedisPoolExhausted:
+            # The wait began before the outage that filled the pool was noticed.
+            if time.monotonic() < self._paused_until:
+                RATE_LIMITER_ERRORS.inc()
+                return None
+            raise
+        except REDIS_UNREACHABLE as error:
             self._report_outage(error)
             return None
 
@@ -252,6 +268,6 @@ def _bearer_token(scope: Scope) -> str | None:
     return None
 
 
-def _group(name: str, spec: str) -> RouteGroup:
+def _group(name: str, spec: str, *, per_user: bool) -> RouteGroup:
     rate = Rate.parse(spec)
-    return RouteGroup(name, rate, (b"x-ratelimit-limit", str(rate.limit).encode()))
+    return RouteGroup(name, rate, (b"x-ratelimit-limit", str(rate.limit).encode()), per_user)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import jwt
 import pytest
 from argon2 import PasswordHasher
@@ -14,6 +16,7 @@ from app.core.config import Settings
 from app.core.security import PasswordHashing
 from app.domains.user.models import User
 from tests.auth.helpers import login, tokens
+from tests.conftest import ClientFactory
 from tests.factories import PASSWORD, Factory
 
 
@@ -77,6 +80,18 @@ async def test_a_success_resets_the_failure_count(client: AsyncClient, factory: 
     for _ in range(4):
         assert (await login(client, user.email, "wrong password 123")).status_code == 401
     assert (await login(client, user.email)).status_code == 200
+
+
+async def test_successful_logins_give_their_ip_slot_back(
+    client_with: ClientFactory, factory: Factory
+) -> None:
+    user = await factory.user()
+    async with client_with(LOGIN_MAX_FAILURES_PER_IP=2) as client:
+        answers = await asyncio.gather(*(login(client, user.email) for _ in range(2)))
+        assert [answer.status_code for answer in answers] == [200, 200]
+        for _ in range(3):
+            assert (await login(client, user.email)).status_code == 200
+        assert (await login(client, user.email, "wrong password 123")).status_code == 401
 
 
 async def test_missing_form_fields_answer_422(client: AsyncClient) -> None:

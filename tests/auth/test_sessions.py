@@ -7,6 +7,7 @@ import asyncio
 from httpx import AsyncClient
 
 from tests.auth.helpers import bearer, login, tokens
+from tests.conftest import ClientFactory
 from tests.factories import PASSWORD, Factory
 
 ME = "/api/v1/users/me"
@@ -185,3 +186,52 @@ async def test_permission_changes_apply_on_the_next_request(
         f"/api/v1/users/{user.id}", headers=factory.headers(admin), json={"role_ids": [other.id]}
     )
     assert (await client.get("/api/v1/roles", headers=headers)).status_code == 200
+
+
+async def test_reusing_a_refresh_token_stops_every_access_token_of_its_family_at_once(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user()
+    first = await tokens(client, user.email)
+    other_session = await tokens(client, user.email)
+    status, second = await _refresh(client, first["refresh_token"])
+    assert status == 200
+    family_access = [bearer(first["access_token"]), bearer(str(second["access_token"]))]
+    for headers in family_access:
+        assert (await client.get(ME, headers=headers)).status_code == 200
+
+    status, _ = await _refresh(client, first["refresh_token"])
+
+    assert status == 401
+    for headers in family_access:
+        assert (await client.get(ME, headers=headers)).status_code == 401
+    other = bearer(other_session["access_token"])
+    assert (await client.get(ME, headers=other)).status_code == 200
+    assert (await _refresh(client, other_session["refresh_token"]))[0] == 200
+
+
+async def test_logout_stops_the_older_access_tokens_of_the_session_too(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user()
+    first = await tokens(client, user.email)
+    _, second = await _refresh(client, first["refresh_token"])
+    older, current = bearer(first["access_token"]), bearer(str(second["access_token"]))
+    assert (await client.get(ME, headers=older)).status_code == 200
+
+    assert (await client.post("/api/v1/auth/logout", headers=current)).status_code == 204
+
+    assert (await client.get(ME, headers=older)).status_code == 401
+    assert (await client.get(ME, headers=current)).status_code == 401
+
+
+async def test_a_reused_refresh_token_revokes_its_family_even_while_redis_is_unreachable(
+    client: AsyncClient, client_with: ClientFactory, factory: Factory
+) -> None:
+    user = await factory.user()
+    first = await tokens(client, user.email)
+    _, second = await _refresh(client, first["refresh_token"])
+    async with client_with(redis_url="redis://127.0.0.1:1/0") as cut_off:
+        status, _ = await _refresh(cut_off, first["refresh_token"])
+    assert status == 401
+    assert (await _refresh(client, str(second["refresh_token"])))[0] == 401

@@ -103,6 +103,25 @@ async def test_wrong_method_answers_405_problem_with_allow(probe: AsyncClient) -
     _assert_problem(response.json(), 405)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "title"),
+    [
+        ("GET", "/api/v1/nothing-here", None, 404, "Not Found"),
+        ("DELETE", "/api/v1/health", None, 405, "Method Not Allowed"),
+        ("GET", "/api/v1/_probe/conflict", None, 409, "Conflict"),
+        ("POST", "/api/v1/_probe/echo", b"{" + b" " * 1024 * 1024 + b"}", 413, "Content Too Large"),
+        ("POST", "/api/v1/_probe/echo", b'{"name": 1}', 422, "Unprocessable Content"),
+    ],
+)
+async def test_titles_are_pinned_whatever_the_python_version(
+    probe: AsyncClient, method: str, path: str, body: bytes | None, status: int, title: str
+) -> None:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    response = await probe.request(method, path, content=body, headers=headers)
+    assert response.status_code == status
+    assert response.json()["title"] == title
+
+
 async def test_bad_body_answers_422_with_field_errors(probe: AsyncClient) -> None:
     response = await probe.post("/api/v1/_probe/echo", json={"name": "x", "count": "many"})
     assert response.status_code == 422

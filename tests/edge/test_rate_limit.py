@@ -1,11 +1,19 @@
-"""Rate limits: a shared token bucket per caller and route group, failing open without Redis."""
+"""Rate limits: a shared token bucket per caller and route group, failing open without Redis.
+
+A Redis that answers with an error (a key of the wrong type, a command it lacks) is a bug
+to fix, not an outage: a logged 500, wherever the command was sent.
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 
+from httpx import AsyncClient, Response
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
+from app.core.config import Settings
 from tests.conftest import ClientFactory
 from tests.edge.conftest import LogLines
 from tests.factories import Factory
@@ -132,3 +140,55 @@ async def test_unreachable_redis_lets_requests_through_and_warns_once(
     assert warnings[0]["level"] == "WARNING"
     assert _sample("rate_limiter_errors_total") == errors_before + 7
     assert elapsed < 5
+
+
+async def test_a_valid_bearer_token_does_not_open_a_fresh_login_bucket(
+    client_with: ClientFactory, factory: Factory
+) -> None:
+    user = await factory.user()
+    guess = {"username": user.email, "password": "not the password at all"}
+    async with client_with(rate_limit_auth="2/hour") as client:
+        anonymous = [await client.post("/api/v1/auth/token", data=guess) for _ in range(2)]
+        with_token = await client.post(
+            "/api/v1/auth/token", data=guess, headers=factory.headers(user)
+        )
+    assert [a.status_code for a in anonymous] == [401, 401]
+    assert with_token.status_code == 429
+
+
+def _assert_logged_500(response: Response, log_lines: LogLines) -> None:
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == "urn:process-atlas:problem:internal-error"
+    assert "WRONGTYPE" not in response.text
+    errors = [r for r in log_lines.records() if r["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert "WRONGTYPE" in errors[0]["message"]
+    assert "Traceback" in errors[0]["exception"]
+    assert "redis.exceptions.ResponseError" in errors[0]["exception"]
+    assert not [r for r in log_lines.records() if "unavailable" in r["message"]]
+
+
+async def test_a_redis_error_answer_in_the_limiter_is_a_logged_500_not_an_outage(
+    client_with: ClientFactory, redis: Redis, log_lines: LogLines
+) -> None:
+    prefix = f"pa-test:{uuid.uuid4().hex}:"
+    unchecked_before = _sample("rate_limiter_errors_total")
+    async with client_with(rate_limit_default="5/hour", redis_key_prefix=prefix) as client:
+        assert (await client.get("/api/v1/openapi.json")).status_code == 200
+        [bucket] = [key async for key in redis.scan_iter(match=f"{prefix}ratelimit:*")]
+        await redis.delete(bucket)
+        await redis.rpush(bucket, "not a bucket")
+        response = await client.get("/api/v1/openapi.json")
+    _assert_logged_500(response, log_lines)
+    assert "x-ratelimit-remaining" not in response.headers
+    assert _sample("rate_limiter_errors_total") == unchecked_before
+
+
+async def test_a_redis_error_answer_in_a_route_is_a_logged_500_not_an_outage(
+    client: AsyncClient, factory: Factory, redis: Redis, settings: Settings, log_lines: LogLines
+) -> None:
+    user = await factory.user()
+    await redis.rpush(f"{settings.redis_key_prefix}epoch:{user.id}", "not a counter")
+    response = await client.post("/api/v1/auth/logout-all", headers=factory.headers(user))
+    _assert_logged_500(response, log_lines)

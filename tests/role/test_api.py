@@ -116,3 +116,19 @@ async def test_role_writes_are_audited(client: AsyncClient, factory: Factory) ->
     ).json()["items"]
     assert [e["action"] for e in events] == ["create", "update"]
     assert events[1]["changes"]["permissions"] == [[], ["roles:read"]]
+
+
+async def test_refusals_name_the_lacking_permissions_before_any_if_match(
+    client: AsyncClient, factory: Factory
+) -> None:
+    manager = await factory.user(permissions=["roles:write"])
+    role = await factory.role(permissions=["roles:write", "audit:read"])
+    headers = factory.headers(manager)
+    stale = {**headers, "If-Match": 'W/"9"'}
+    for response in (
+        await client.post(URL, headers=headers, json={"name": "A", "permissions": ["audit:read"]}),
+        await client.patch(f"{URL}/{role.id}", headers=stale, json={"name": "Renamed"}),
+        await client.delete(f"{URL}/{role.id}", headers=stale),
+    ):
+        assert response.status_code == 403
+        assert response.json()["detail"].endswith("permissions you do not hold: audit:read.")

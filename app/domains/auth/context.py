@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.security import PasswordHashing, TokenCodec
+from app.domains.auth.throttle import LoginThrottle
 from app.domains.auth.token_state import TokenStateStore
 
 
@@ -19,6 +20,7 @@ class AuthContext:
     passwords: PasswordHashing
     tokens: TokenCodec
     token_state: TokenStateStore
+    login_throttle: LoginThrottle
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> AuthContext:
@@ -27,6 +29,7 @@ class AuthContext:
             passwords=PasswordHashing(settings),
             tokens=TokenCodec(settings),
             token_state=TokenStateStore(redis, settings.redis_key_prefix),
+            login_throttle=LoginThrottle(redis, settings),
         )
 
 

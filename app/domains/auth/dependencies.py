@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +15,7 @@ from app.core.database import SessionDep
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.logging import user_id_var
 from app.core.ratelimit import PREFETCHED_READS, PrefetchedReads
+from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import AccessClaims, InvalidToken
 from app.domains.auth.context import AuthContext, AuthDep
 from app.domains.auth.permissions import PERMISSIONS
@@ -39,9 +39,6 @@ class Principal:
 
     def can(self, permission: str) -> bool:
         return self.is_superuser or permission in self.permissions
-
-    def holds_all(self, permissions: set[str] | frozenset[str]) -> bool:
-        return self.is_superuser or permissions <= self.permissions
 
 
 async def load_authorization(session: AsyncSession, user_id: int) -> Authorization | None:
@@ -77,7 +74,7 @@ async def current_principal(
         raise Unauthorized("The access token is invalid or has expired.") from None
     try:
         state = await _token_state(request, auth, claims)
-    except RedisError:
+    except REDIS_UNREACHABLE:
         # Fail closed: without the deny list a revoked token could pass.
         raise ServiceUnavailable("Token checks are unavailable; retry shortly.") from None
     if state.revokes(issued_at=claims.issued_at, session_id=claims.session_id):
@@ -89,7 +86,7 @@ async def current_principal(
             raise Unauthorized("The access token has been revoked.")
         try:
             await auth.token_state.cache(claims.user_id, authorization, state.epoch)
-        except RedisError:
+        except REDIS_UNREACHABLE:
             raise ServiceUnavailable("Token checks are unavailable; retry shortly.") from None
     if not authorization.is_active:
         raise Unauthorized("The account is deactivated.")
@@ -109,7 +106,7 @@ async def _token_state(request: Request, auth: AuthContext, claims: AccessClaims
     prefetched: PrefetchedReads | None = request.scope.get(PREFETCHED_READS)
     if prefetched is not None and prefetched.jti == claims.jti:
         return auth.token_state.parse(prefetched.values)
-    return await auth.token_state.read(claims.user_id, claims.jti)
+    return await auth.token_state.read(claims)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.core.database import SessionDep
@@ -20,7 +20,18 @@ async def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/auth/token", response_model=TokenPair, responses=problem_responses(401, 429, 503))
+async def not_stored(response: Response) -> None:
+    """Tokens must not be kept by any cache (RFC 6749, section 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenPair,
+    responses=problem_responses(401, 429, 503),
+    dependencies=[Depends(not_stored)],
+)
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
@@ -33,7 +44,12 @@ async def issue_token(
     )
 
 
-@router.post("/auth/refresh", response_model=TokenPair, responses=problem_responses(401, 503))
+@router.post(
+    "/auth/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(401, 503),
+    dependencies=[Depends(not_stored)],
+)
 async def refresh_token(data: RefreshRequest, session: SessionDep, auth: AuthDep) -> TokenPair:
     """Trade a refresh token for a new pair; a reused token revokes its whole family."""
     return await auth_service.refresh(session, auth, refresh_token=data.refresh_token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,14 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import release_connection
 from app.core.metrics import AUTH_EVENTS
+from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import hash_refresh_token, new_refresh_token
 from app.domains.auth.context import AuthContext
 from app.domains.auth.dependencies import Principal
 from app.domains.auth.exceptions import InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
 from app.domains.auth.models import RefreshToken
 from app.domains.auth.schemas import TokenPair
-from app.domains.auth.throttle import LoginThrottle
 from app.domains.user.models import User
+
+logger = logging.getLogger("app.auth")
 
 
 async def _issue_pair(
@@ -44,8 +47,8 @@ async def login(
 ) -> TokenPair:
     """Exchange an email and password for a token pair starting a new refresh family."""
     email = email.strip().lower()
-    throttle = LoginThrottle(auth.token_state.redis, auth.settings)
-    await throttle.check(email, client_ip)
+    # The failure is counted before argon2 runs, so concurrent guesses cannot outrun it.
+    await auth.login_throttle.reserve(email=email, ip=client_ip)
     user = (
         await session.execute(
             select(User.id, User.password_hash, User.is_active).where(User.email == email)
@@ -58,10 +61,9 @@ async def login(
     password_hash = user.password_hash if user is not None else auth.passwords.dummy_hash
     valid = await auth.passwords.verify(password_hash, password)
     if user is None or not valid or not user.is_active:
-        await throttle.failed(email, client_ip)
         AUTH_EVENTS.labels(event="login_failure").inc()
         raise InvalidCredentials()
-    await throttle.succeeded(email)
+    await auth.login_throttle.release(email=email, ip=client_ip)
     if auth.passwords.needs_rehash(user.password_hash):
         rehashed = await auth.passwords.hash(password)
         # Only if the password did not change meanwhile.
@@ -104,6 +106,7 @@ async def refresh(session: AsyncSession, auth: AuthContext, *, refresh_token: st
         if known is not None and known.revoked_at is not None:
             await revoke_family(session, family_id=known.family_id)
             AUTH_EVENTS.labels(event="reuse_detected").inc()
+            await _deny_stolen_session(auth, session_id=known.family_id.hex)
             raise RefreshTokenReused()
         raise InvalidRefreshToken()
     active = await session.scalar(select(User.is_active).where(User.id == rotated.user_id))
@@ -111,6 +114,20 @@ async def refresh(session: AsyncSession, auth: AuthContext, *, refresh_token: st
         raise InvalidRefreshToken()
     AUTH_EVENTS.labels(event="refresh").inc()
     return await _issue_pair(session, auth, user_id=rotated.user_id, family_id=rotated.family_id)
+
+
+async def _deny_stolen_session(auth: AuthContext, *, session_id: str) -> None:
+    try:
+        await auth.token_state.deny_session(session_id, auth.tokens.lifetime)
+    except REDIS_UNREACHABLE as error:
+        # The family's revocation must still commit: refreshing needs only PostgreSQL, so
+        # a 503 here would leave the thief's newest refresh token working.
+        logger.error(
+            "reused refresh token: session %s revoked, but its access tokens could not be "
+            "denied (%s); they pass until they expire once Redis is back",
+            session_id,
+            type(error).__name__,
+        )
 
 
 async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID) -> None:
@@ -128,7 +145,7 @@ async def logout(
     principal: Principal,
     refresh_token: str | None,
 ) -> None:
-    """End this session: deny the access token and revoke its refresh family."""
+    """End this session: revoke its refresh family and refuse its access tokens."""
     families = {uuid.UUID(hex=principal.session_id)}
     if refresh_token:
         family_id = await session.scalar(
@@ -141,7 +158,7 @@ async def logout(
             families.add(family_id)
     for family_id in families:
         await revoke_family(session, family_id=family_id)
-    await auth.token_state.deny(principal.jti, principal.expires_at)
+        await auth.token_state.deny_session(family_id.hex, auth.tokens.lifetime)
     AUTH_EVENTS.labels(event="logout").inc()
 
 

@@ -1,6 +1,7 @@
 """What Redis knows about tokens and users, read in one round trip per request.
 
-- `deny:<jti>`: access tokens ended by logout, until they would have expired.
+- `deny-session:<sid>`: sessions (refresh families) ended by logout or by a reused refresh
+  token; every access token of the session is refused until the last would have expired.
 - `nbf:<user>`: tokens issued before this instant are refused (logout-all, password
   change, deactivation).
 - `authz:<user>`: a cached copy of the user's active flag, superuser flag and permissions,
@@ -32,14 +33,14 @@ class Authorization:
 
 @dataclass(frozen=True, slots=True)
 class TokenState:
-    denied: bool
+    session_denied: bool
     not_before: float
     kept_session: str | None  # the one session a not-before mark spares (password change)
     authorization: Authorization | None
     epoch: str
 
     def revokes(self, *, issued_at: float, session_id: str) -> bool:
-        if self.denied:
+        if self.session_denied:
             return True
         return issued_at < self.not_before and session_id != self.kept_session
 
@@ -58,10 +59,10 @@ class TokenStateStore:
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
 
-    def keys(self, user_id: int, jti: str) -> list[str]:
+    def keys(self, user_id: int, session_id: str) -> list[str]:
         """The keys a token check reads (the rate limiter reads them in its own round trip)."""
         return [
-            self._key("deny", jti),
+            self._key("deny-session", session_id),
             self._key("nbf", user_id),
             self._key("authz", user_id),
             self._key("epoch", user_id),
@@ -69,16 +70,16 @@ class TokenStateStore:
         ]
 
     def claims_keys(self, claims: AccessClaims) -> list[str]:
-        return self.keys(claims.user_id, claims.jti)
+        return self.keys(claims.user_id, claims.session_id)
 
-    async def read(self, user_id: int, jti: str) -> TokenState:
+    async def read(self, claims: AccessClaims) -> TokenState:
         """Everything a token check needs, in one MGET."""
-        return self.parse(await self.redis.mget(self.keys(user_id, jti)))
+        return self.parse(await self.redis.mget(self.claims_keys(claims)))
 
     @staticmethod
     def parse(values: Sequence[bytes | str | None]) -> TokenState:
         """The state from the values of `keys()`, in that order."""
-        denied, not_before, cached, user_epoch, roles_epoch = values
+        session_denied, not_before, cached, user_epoch, roles_epoch = values
         epoch = f"{_text(user_epoch) or 0}.{_text(roles_epoch) or 0}"
         authorization = None
         if cached:
@@ -91,7 +92,7 @@ class TokenStateStore:
                 )
         mark, _, kept = (_text(not_before) or "0").partition("|")
         return TokenState(
-            denied=denied is not None,
+            session_denied=session_denied is not None,
             not_before=float(mark),
             kept_session=kept or None,
             authorization=authorization,
@@ -110,10 +111,9 @@ class TokenStateStore:
         )
         await self.redis.set(self._key("authz", user_id), value, ex=AUTHZ_TTL_SECONDS)
 
-    async def deny(self, jti: str, expires_at: int) -> None:
-        """Refuse this access token from now until it expires anyway."""
-        ttl = max(1, int(expires_at - time.time()) + 5)
-        await self.redis.set(self._key("deny", jti), "1", ex=ttl)
+    async def deny_session(self, session_id: str, token_lifetime: int) -> None:
+        """Refuse every access token of this session, until the last one issued has expired."""
+        await self.redis.set(self._key("deny-session", session_id), "1", ex=token_lifetime + 60)
 
     async def end_sessions(
         self, user_id: int, token_lifetime: int, *, keep_session: str | None = None

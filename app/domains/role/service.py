@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.changes import sent_fields
 from app.core.database import after_commit
-from app.core.errors import Forbidden
 from app.core.lookups import get_or_raise
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
+from app.domains.auth import delegation
 from app.domains.auth.context import AuthContext
 from app.domains.auth.dependencies import Principal
 from app.domains.role.exceptions import RoleInUse, RoleNameTaken, RoleNotFound
@@ -49,12 +49,6 @@ async def get(session: AsyncSession, role_id: int, *, for_update: bool = False) 
     return await get_or_raise(session, Role, role_id, not_found=RoleNotFound, for_update=for_update)
 
 
-def _may_grant(actor: Principal, permissions: list[str]) -> None:
-    if not actor.holds_all(frozenset(permissions)):
-        missing = ", ".join(sorted(set(permissions) - actor.permissions))
-        raise Forbidden(f"You cannot manage a role with permissions you do not hold: {missing}.")
-
-
 async def _name_free(session: AsyncSession, name: str, *, except_id: int | None = None) -> None:
     statement = select(Role.id).where(func.lower(Role.name) == name.lower())
     if except_id is not None:
@@ -76,7 +70,7 @@ async def create(
     session: AsyncSession, auth: AuthContext, *, data: RoleCreate, actor: Principal
 ) -> Role:
     """Create a role holding only permissions the creator holds."""
-    _may_grant(actor, data.permissions)
+    delegation.ensure_within(actor, permissions=data.permissions, action="create this role")
     await _name_free(session, data.name)
     role = Role(
         name=data.name,
@@ -108,10 +102,14 @@ async def update(
     if_match: list[int] | None,
 ) -> Role:
     """Rename or re-permission a role; its holders' permissions change on their next request."""
-    check_version(role.version, if_match)
     changes = sent_fields(data, required=("name", "permissions"))
     # Editing a role needs every permission it holds now and every one it will hold.
-    _may_grant(actor, [*role.permissions, *changes.get("permissions", [])])
+    delegation.ensure_within(
+        actor,
+        permissions=[*role.permissions, *changes.get("permissions", [])],
+        action=f"change role {role.id}",
+    )
+    check_version(role.version, if_match)
     if "name" in changes:
         await _name_free(session, changes["name"], except_id=role.id)
     audit_changes: dict[str, Any] = audit.apply(role, changes, AUDITED_FIELDS)
@@ -141,8 +139,8 @@ async def delete_role(
     if_match: list[int] | None,
 ) -> None:
     """Delete a role nobody holds; its links from processes go with it."""
+    delegation.ensure_within(actor, permissions=role.permissions, action=f"delete role {role.id}")
     check_version(role.version, if_match)
-    _may_grant(actor, role.permissions)
     holders = await session.scalar(
         select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)
     )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -24,6 +24,16 @@ from app.domains.user.schemas import (
 
 router = APIRouter(prefix="/users", tags=["users"])
 
+BEYOND_REACH = (
+    "The caller lacks `users:write`, or the user holds (or would be granted) a permission the "
+    "caller lacks, named in the detail; only a superuser acts on a superuser."
+)
+
+
+def _refusing(description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    forbidden = {**AUTHENTICATED_ERRORS[403], "description": description}
+    return {**AUTHENTICATED_ERRORS, **problem_responses(*statuses), 403: forbidden}
+
 
 @router.get("", response_model=Page[UserRead], responses=AUTHENTICATED_ERRORS)
 async def list_users(
@@ -40,7 +50,7 @@ async def list_users(
     "",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(409)},
+    responses=_refusing(BEYOND_REACH, 409),
 )
 async def create_user(
     actor: UsersWrite, data: UserCreate, session: SessionDep, auth: AuthDep, response: Response
@@ -94,7 +104,13 @@ async def read_user(_: UsersRead, user: ValidUser, response: Response) -> User:
 @router.patch(
     "/{user_id:int}",
     response_model=UserRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+    responses=_refusing(
+        f"{BEYOND_REACH} A caller's own `password` is refused too: "
+        "they change it with POST /users/me/password.",
+        404,
+        409,
+        412,
+    ),
 )
 async def update_user(
     actor: UsersWrite,
@@ -116,10 +132,10 @@ async def update_user(
 @router.delete(
     "/{user_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
+    responses=_refusing(BEYOND_REACH, 404, 409, 412),
 )
 async def delete_user(
     actor: UsersWrite, user: LockedUser, session: SessionDep, auth: AuthDep, expected: IfMatch
 ) -> None:
-    """Delete a user who created nothing (otherwise deactivate them)."""
+    """Delete a user who created nothing (else 409: deactivate them with PATCH instead)."""
     await user_service.delete_user(session, auth, user=user, actor=actor, if_match=expected)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -12,6 +14,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
@@ -19,6 +22,26 @@ from app.core.lookups import IdList, StrictId
 from app.core.summaries import NamedSummaryOf
 from app.domains.role.schemas import RoleSummary
 
+# Han, kana and Hangul are written together; any other mix of scripts is a likely lookalike.
+_EAST_ASIAN = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO"})
+
+
+def _script(letter: str) -> str:
+    script = unicodedata.name(letter, "UNKNOWN").split(" ", 1)[0]
+    return "CJK" if script in _EAST_ASIAN else script
+
+
+def _one_script(email: str) -> str:
+    local_part = email.rpartition("@")[0]
+    scripts = {_script(c) for c in local_part if unicodedata.category(c) in {"Lu", "Ll", "Lo"}}
+    if len(scripts) > 1:
+        raise PydanticCustomError(
+            "mixed_scripts", "the part before @ mixes alphabets (such as Latin and Cyrillic)"
+        )
+    return email
+
+
+Email = Annotated[EmailStr, AfterValidator(_one_script)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 # The configured bounds (PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH) are checked by the service;
@@ -29,7 +52,7 @@ Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
     full_name: FullName
     job_title: JobTitle | None = None
     password: Password
@@ -50,7 +73,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Omittable[EmailStr] = None
+    email: Omittable[Email] = None
     full_name: Omittable[FullName] = None
     job_title: JobTitle | None = None
     password: Password | None = None

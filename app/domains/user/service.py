@@ -18,9 +18,10 @@ from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
+from app.domains.auth import delegation
 from app.domains.auth import service as auth_service
 from app.domains.auth.context import AuthContext
-from app.domains.auth.dependencies import Principal
+from app.domains.auth.dependencies import Principal, load_authorization
 from app.domains.department.models import Department
 from app.domains.location.models import Location
 from app.domains.role.models import Role
@@ -99,23 +100,33 @@ def _check_password_policy(auth: AuthContext, password: str) -> None:
         raise ValidationFailed(f"A password must have {low} to {high} characters.")
 
 
-async def _roles_grantable(
-    session: AsyncSession, actor: Principal, role_ids: Sequence[int]
+async def _ensure_grantable(
+    session: AsyncSession,
+    actor: Principal,
+    *,
+    role_ids: Sequence[int],
+    superuser: bool,
+    action: str,
 ) -> None:
-    """Every role exists, and a non-superuser holds every permission the roles grant."""
+    """Every role exists, and the actor holds all the roles grant (and `superuser`, if set)."""
     await require_ids(session, Role.id, role_ids, "role_ids")
-    if actor.is_superuser or not role_ids:
-        return
-    granted = {
-        permission
-        for permissions in await session.scalars(
-            select(Role.permissions).where(Role.id.in_(role_ids))
-        )
-        for permission in permissions
-    }
-    if not actor.holds_all(granted):
-        missing = ", ".join(sorted(granted - actor.permissions))
-        raise Forbidden(f"You cannot grant roles with permissions you do not hold: {missing}.")
+    granted: list[str] = []
+    if role_ids and not actor.is_superuser:
+        rows = await session.scalars(select(Role.permissions).where(Role.id.in_(role_ids)))
+        granted = [permission for permissions in rows for permission in permissions]
+    delegation.ensure_within(actor, permissions=granted, superuser=superuser, action=action)
+
+
+async def _ensure_manageable(
+    session: AsyncSession, actor: Principal, *, user: User, action: str
+) -> None:
+    """The actor holds all the user holds, as read after the route locked the user's row."""
+    held = await load_authorization(session, user.id)
+    if held is None:
+        raise UserNotFound(f"User {user.id} does not exist.")
+    delegation.ensure_within(
+        actor, permissions=held.permissions, superuser=held.is_superuser, action=action
+    )
 
 
 async def _set_roles(session: AsyncSession, user_id: int, role_ids: Sequence[int]) -> None:
@@ -146,12 +157,16 @@ async def _email_free(session: AsyncSession, email: str, *, except_id: int | Non
 async def create(
     session: AsyncSession, auth: AuthContext, *, data: UserCreate, actor: Principal | None
 ) -> User:
-    """Create an account; only a superuser may create a superuser."""
-    if data.is_superuser and (actor is not None and not actor.is_superuser):
-        raise Forbidden("Only a superuser can grant superuser status.")
-    _check_password_policy(auth, data.password)
+    """Create an account holding nothing beyond what its creator holds."""
     if actor is not None:
-        await _roles_grantable(session, actor, data.role_ids)
+        await _ensure_grantable(
+            session,
+            actor,
+            role_ids=data.role_ids,
+            superuser=data.is_superuser,
+            action="create this user",
+        )
+    _check_password_policy(auth, data.password)
     await _email_free(session, data.email)
     await _check_placement(session, data.department_id, data.location_id)
     user = User(
@@ -182,6 +197,27 @@ async def create(
     return await _reloaded(session, user)
 
 
+async def _authorize_update(
+    session: AsyncSession, actor: Principal, *, user: User, changes: dict[str, Any]
+) -> None:
+    """The account is within the actor's reach before and after; one's own password is not."""
+    if user.id == actor.user_id and "password" in changes:
+        raise Forbidden(
+            "Change your own password with POST /api/v1/users/me/password, "
+            "which asks for the current one."
+        )
+    action = f"change user {user.id}"
+    await _ensure_manageable(session, actor, user=user, action=action)
+    if "role_ids" in changes or changes.get("is_superuser"):
+        await _ensure_grantable(
+            session,
+            actor,
+            role_ids=changes.get("role_ids") or [],
+            superuser=changes.get("is_superuser", False),
+            action=action,
+        )
+
+
 async def update(
     session: AsyncSession,
     auth: AuthContext,
@@ -192,10 +228,9 @@ async def update(
     if_match: list[int] | None,
 ) -> User:
     """An administrator's partial update of an account (`role_ids` replaces the set)."""
-    check_version(user.version, if_match)
     changes = sent_fields(data, required=("email", "full_name", "is_active", "is_superuser"))
-    if not actor.is_superuser and (user.is_superuser or "is_superuser" in changes):
-        raise Forbidden("Only a superuser can change a superuser or superuser status.")
+    await _authorize_update(session, actor, user=user, changes=changes)
+    check_version(user.version, if_match)
     if user.id == actor.user_id and changes.get("is_active") is False:
         raise Conflict("You cannot deactivate your own account.")
     role_ids = changes.pop("role_ids", None)
@@ -213,7 +248,6 @@ async def update(
         user.password_hash = await auth.passwords.hash(password)
         audit_changes["password_changed"] = [None, True]
     if role_ids is not None:
-        await _roles_grantable(session, actor, role_ids)
         links = audit.link_changes(old_roles, role_ids)
         if links:
             await _set_roles(session, user.id, role_ids)
@@ -261,8 +295,11 @@ async def change_password(
 ) -> None:
     """Change one's own password and end every other session."""
     user = await get(session, actor.user_id, for_update=True)
+    # A wrong current password is a guess: it spends the account's login allowance.
+    await auth.login_throttle.reserve(email=user.email)
     if not await auth.passwords.verify(user.password_hash, data.current_password):
         raise WrongPassword()
+    await auth.login_throttle.release(email=user.email)
     _check_password_policy(auth, data.new_password)
     user.password_hash = await auth.passwords.hash(data.new_password)
     await session.flush()
@@ -287,10 +324,9 @@ async def delete_user(
     actor: Principal,
     if_match: list[int] | None,
 ) -> None:
-    """Delete an account that never created anything; otherwise deactivate it instead."""
+    """Delete an account that never created anything (else 409: deactivate it instead)."""
+    await _ensure_manageable(session, actor, user=user, action=f"delete user {user.id}")
     check_version(user.version, if_match)
-    if user.is_superuser and not actor.is_superuser:
-        raise Forbidden("Only a superuser can delete a superuser.")
     if user.id == actor.user_id:
         raise Conflict("You cannot delete your own account.")
     user_id = user.id
