@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
-from app.core.embedded import EmbeddedServerMissing, resolve_service_urls
+from app.core.embedded import EmbeddedServerMissing, resolve_service_urls, started_here
 from app.core.logging import configure_logging
+from app.core.redis_version import RedisTooOld
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +27,7 @@ logger = logging.getLogger("app.cli")
 
 
 def _prepare() -> Settings:
+    """Settings with both service URLs, embedded servers started where none is configured."""
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     return resolve_service_urls(settings)
@@ -37,12 +40,16 @@ def serve(args: argparse.Namespace) -> int:
     from app.core import migrations
 
     settings = _prepare()
+    if started_here():
+        signal.signal(signal.SIGTERM, _exit_through_cleanup)
+    _check_redis_version(settings)
     port = args.port or settings.port
     workers = args.workers or settings.workers
     _prepare_metrics_dir(settings, workers=workers, port=port)
     if settings.should_auto_migrate or args.migrate:
         assert settings.database_url
         migrations.upgrade(settings.database_url)
+    _hand_urls_to_the_app(settings)
     uvicorn.run(
         "app.main:create_configured_app",
         factory=True,
@@ -60,6 +67,43 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
     return 0
+
+
+def _exit_through_cleanup(signum: int, _: object) -> None:
+    """SIGTERM as a normal exit, so the embedded servers this process started are stopped.
+
+    uvicorn re-raises the signal after its graceful shutdown; with the default handler the
+    process would die on the spot and leave the servers running.
+    """
+    raise SystemExit(128 + signum)
+
+
+def _check_redis_version(settings: Settings) -> None:
+    """Refuse a Redis older than the oldest supported one; one that does not answer yet passes."""
+    from redis.exceptions import RedisError
+
+    from app.core.redis_version import check_redis_version
+
+    assert settings.redis_url
+    try:
+        version = check_redis_version(settings.redis_url, timeout=settings.redis_socket_timeout)
+    except RedisError as error:
+        logger.warning("redis: no answer, version not checked", extra={"error": repr(error)})
+        return
+    logger.info("redis: version supported", extra={"version": version})
+
+
+def _hand_urls_to_the_app(settings: Settings) -> None:
+    """Make the resolved service URLs the settings that uvicorn's app factory reads.
+
+    Through the environment: the workers are new processes that inherit it. The app itself
+    never starts servers (`require_service_urls`).
+    """
+    assert settings.database_url
+    assert settings.redis_url
+    os.environ["DATABASE_URL"] = settings.database_url
+    os.environ["REDIS_URL"] = settings.redis_url
+    get_settings.cache_clear()
 
 
 def _prepare_metrics_dir(settings: Settings, *, workers: int, port: int) -> None:
@@ -201,6 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
             print(f"error: {where}: {problem['msg']}", file=sys.stderr)
         return 2
-    except EmbeddedServerMissing as error:
+    except (EmbeddedServerMissing, RedisTooOld) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

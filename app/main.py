@@ -10,16 +10,21 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.routing import APIRouter
+from starlette.responses import RedirectResponse
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.api.docs import SwaggerUI
 from app.api.metrics import METRICS_PATH
 from app.api.metrics import router as metrics_router
+from app.api.operation_ids import operation_ids
 from app.api.router import API_ROUTERS
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
-from app.core.embedded import resolve_service_urls
+from app.core.embedded import require_service_urls
 from app.core.errors import (
     EDGE_ERRORS,
     CatchAllMiddleware,
@@ -35,6 +40,7 @@ from app.core.metrics import (
     sample_pool_periodically,
 )
 from app.core.middleware import (
+    AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
     JsonBodyMiddleware,
     ObservabilityMiddleware,
@@ -49,6 +55,8 @@ from app.domains.user.bootstrap import ensure_superuser
 logger = logging.getLogger("app")
 
 API_PREFIX = "/api/v1"
+# Probes and the scraper: never rate limited, and reached by pod IP whatever ALLOWED_HOSTS says.
+PROBE_PATHS = (f"{API_PREFIX}/health", f"{API_PREFIX}/ready", METRICS_PATH)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        resolved = resolve_service_urls(settings)
+        resolved = require_service_urls(settings)
         engine = create_engine(resolved)
         sessionmaker = create_sessionmaker(engine)
         redis = create_redis(resolved)
@@ -110,22 +118,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=settings.debug,
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        generate_unique_id_function=operation_ids(API_PREFIX),
         responses=EDGE_ERRORS,
     )
     install_error_handlers(app)
+    _redirect_slashes_relatively(app.router)
     build_openapi = app.openapi
     app.openapi = lambda: problems_as_problem_json(build_openapi())  # type: ignore[method-assign]
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
-    _add_middleware(app, settings)
+    swagger_ui = SwaggerUI(
+        title=f"{app.title} - Swagger UI", openapi_url=f"{API_PREFIX}/openapi.json"
+    )
+    swagger_ui.install(app)
+    _add_middleware(app, settings, swagger_ui)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, swagger_ui: SwaggerUI) -> None:
     """Wire the edge middleware (docs/observability.md lists the order and why)."""
     # Added innermost first: the last one added is the outermost. The access log, the
     # metrics and the security headers wrap the body limit and the rate limiter, so that
@@ -137,15 +152,15 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             RateLimitMiddleware,
             settings=settings,
             auth_prefix=f"{API_PREFIX}/auth/",
-            exempt_paths=(f"{API_PREFIX}/health", f"{API_PREFIX}/ready", METRICS_PATH),
+            exempt_paths=PROBE_PATHS,
         )
     if settings.max_body_bytes:
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.security_headers_enabled:
-        docs_paths = (app.docs_url, app.swagger_ui_oauth2_redirect_url)
         app.add_middleware(
             SecurityHeadersMiddleware,
-            docs_paths=[path for path in docs_paths if path],
+            docs_paths=swagger_ui.paths,
+            docs_script_hashes=swagger_ui.script_hashes,
             hsts_max_age=settings.hsts_max_age_seconds,
             always_hsts=settings.behind_https,
         )
@@ -175,8 +190,32 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         )
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    if settings.allowed_hosts and settings.allowed_hosts != ["*"]:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    if settings.allowed_hosts and "*" not in settings.allowed_hosts:
+        app.add_middleware(
+            AllowedHostsMiddleware,
+            allowed_hosts=settings.allowed_hosts,
+            exempt_paths=PROBE_PATHS,
+        )
+
+
+def _redirect_slashes_relatively(router: APIRouter) -> None:
+    """Redirect `/users/` to `/users` (and back) with a Location never built from `Host`."""
+    router.redirect_slashes = False
+    not_found = router.default
+
+    async def redirect_or_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            other = path.rstrip("/") if path.endswith("/") else f"{path}/"
+            moved = {**scope, "path": other}
+            if any(route.matches(moved)[0] is not Match.NONE for route in router.routes):
+                query = scope["query_string"].decode("latin-1")
+                location = f"{other}?{query}" if query else other
+                await RedirectResponse(location)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    router.default = redirect_or_not_found
 
 
 def create_configured_app() -> FastAPI:

@@ -453,6 +453,55 @@ def sampling(server: Server, client_name: str) -> Iterator[Sampler]:
         sampler.stop()
 
 
+# --- progress -------------------------------------------------------------------------
+
+PROGRESS_EVERY_SECONDS = 15.0
+
+
+def clock(seconds: float) -> str:
+    """95 -> '1:35'."""
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+class Progress:
+    """Prints each scenario's name, elapsed time and time left while the bench runs."""
+
+    def __init__(self, planned_seconds: float) -> None:
+        self.started = time.monotonic()
+        self.not_started = planned_seconds
+
+    @contextmanager
+    def scenario(self, name: str, seconds: float) -> Iterator[None]:
+        """Report on `name`, planned to take `seconds`, every PROGRESS_EVERY_SECONDS."""
+        self.not_started = max(0.0, self.not_started - seconds)
+        begun = time.monotonic()
+        halt = threading.Event()
+
+        def report() -> None:
+            while not halt.wait(PROGRESS_EVERY_SECONDS):
+                self.print(name, time.monotonic() - begun, seconds)
+
+        self.print(name, 0.0, seconds)
+        reporter = threading.Thread(target=report, daemon=True)
+        reporter.start()
+        try:
+            yield
+        finally:
+            halt.set()
+            reporter.join()
+            print(f"bench: {name}: done in {clock(time.monotonic() - begun)}", flush=True)
+
+    def print(self, name: str, elapsed: float, seconds: float) -> None:
+        left = max(0.0, seconds - elapsed)
+        print(
+            f"bench: {name}: {clock(elapsed)} elapsed, {clock(left)} left; the bench: "
+            f"{clock(time.monotonic() - self.started)} elapsed, about "
+            f"{clock(left + self.not_started)} left",
+            flush=True,
+        )
+
+
 # --- locust ---------------------------------------------------------------------------
 
 
@@ -469,13 +518,20 @@ class LocustRun:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
+def spawn_rate(run: LocustRun) -> float:
+    """Users per second: each signs in once (argon2); a burst of sign-ins is login-storm's."""
+    return min(float(run.users), SIGN_INS_PER_SECOND)
+
+
+def ramp_seconds(run: LocustRun) -> int:
+    return int(run.users / spawn_rate(run)) + 1
+
+
 def run_locust(run: LocustRun, server: Server, out: Path) -> LocustRun:
     prefix = out / run.name
-    # Users arrive at SIGN_INS_PER_SECOND: each signs in once (argon2), and a burst of
-    # sign-ins is the login-storm scenario, not this one. Statistics restart once every
-    # user has arrived (--reset-stats), and the run lasts `duration` after that.
-    spawn_rate = min(float(run.users), SIGN_INS_PER_SECOND)
-    ramp = int(run.users / spawn_rate) + 1
+    # Statistics restart once every user has arrived (--reset-stats), and the run lasts
+    # `duration` after that.
+    ramp = ramp_seconds(run)
     command = [
         str(BIN / "locust"),
         "-f",
@@ -487,7 +543,7 @@ def run_locust(run: LocustRun, server: Server, out: Path) -> LocustRun:
         "--users",
         str(run.users),
         "--spawn-rate",
-        str(spawn_rate),
+        str(spawn_rate(run)),
         "--run-time",
         f"{run.duration + ramp}s",
         "--stop-timeout",
@@ -569,6 +625,8 @@ def endpoint(run: LocustRun, name: str) -> dict[str, Any]:
 
 # --- wrk ------------------------------------------------------------------------------
 
+WRK_WARM_UP_SECONDS = 3
+
 WRK_SCRIPT = """
 local ids = {%(ids)s}
 local headers = {%(headers)s}
@@ -615,7 +673,8 @@ def run_wrk(
         WRK_SCRIPT % {"ids": ",".join(map(str, ids)), "headers": headers, "prefix": path_prefix}
     )
     base = ["wrk", "-t2", f"-c{args.wrk_connections}", "--latency", "-s", str(script)]
-    subprocess.run([*base, "-d3s", server.url], capture_output=True, check=False)  # warm up
+    warm_up = [*base, f"-d{WRK_WARM_UP_SECONDS}s", server.url]
+    subprocess.run(warm_up, capture_output=True, check=False)
     with sampling(server, "wrk ") as sampler:
         completed = subprocess.run(
             [*base, f"-d{args.wrk_duration}s", server.url],
@@ -864,66 +923,66 @@ def main(argv: list[str] | None = None) -> int:
     env["DATABASE_URL"] = database_url
     results: dict[str, Any] = {"runs": {}, "notes": []}
     locust_env = {"ATLAS_USERNAME": DEMO_ADMIN, "ATLAS_PASSWORD": password}
+    plan = [
+        LocustRun(
+            "mix",
+            ["AtlasUser"],
+            args.users,
+            args.duration,
+            f"`AtlasUser`: {args.users} users with 0.5-3 s think time, every domain "
+            "(reads far more than writes).",
+        ),
+        LocustRun(
+            "reference",
+            ["ReferenceMix"],
+            args.users,
+            args.duration,
+            f"`ReferenceMix`: the reference project's mix on our API, {args.users} "
+            "users with 0.1-2 s think time.",
+        ),
+        LocustRun(
+            "reference-nothink",
+            ["ReferenceMixNoThink"],
+            args.nothink_users,
+            args.duration,
+            f"`ReferenceMixNoThink`: the same mix, {args.nothink_users} users, "
+            "no think time (as fast as the server answers).",
+        ),
+        LocustRun(
+            "login-storm-quiet",
+            ["ProcessReader"],
+            20,
+            max(20, args.duration // 2),
+            "`ProcessReader`: 20 users each reading 5 processes/s (100 req/s), alone.",
+        ),
+        LocustRun(
+            "login-storm",
+            ["ProcessReader", "LoginStorm"],
+            24,
+            max(20, args.duration // 2),
+            "The same 20 readers while 4 `LoginStorm` users sign in without pause "
+            "(argon2id t=3, m=64 MiB, p=4 each).",
+            extra=[
+                "--config-users",
+                json.dumps({"user_class_name": "LoginStorm", "fixed_count": 4}),
+            ],
+        ),
+        LocustRun(
+            "soak",
+            ["AtlasUser"],
+            args.users,
+            args.soak_duration,
+            f"`AtlasUser` for {args.soak_duration // 60} minutes: RSS per worker.",
+        ),
+    ]
+    plan = [run for run in plan if run.name.removesuffix("-quiet") in scenarios]
+    progress = Progress(planned_seconds(plan, scenarios, args))
     try:
         with running(atlas_server(args.server, args.workers, env, out / "server.log")) as server:
-            plan = [
-                LocustRun(
-                    "mix",
-                    ["AtlasUser"],
-                    args.users,
-                    args.duration,
-                    f"`AtlasUser`: {args.users} users with 0.5-3 s think time, every domain "
-                    "(reads far more than writes).",
-                ),
-                LocustRun(
-                    "reference",
-                    ["ReferenceMix"],
-                    args.users,
-                    args.duration,
-                    f"`ReferenceMix`: the reference project's mix on our API, {args.users} "
-                    "users with 0.1-2 s think time.",
-                ),
-                LocustRun(
-                    "reference-nothink",
-                    ["ReferenceMixNoThink"],
-                    args.nothink_users,
-                    args.duration,
-                    f"`ReferenceMixNoThink`: the same mix, {args.nothink_users} users, "
-                    "no think time (as fast as the server answers).",
-                ),
-                LocustRun(
-                    "login-storm-quiet",
-                    ["ProcessReader"],
-                    20,
-                    max(20, args.duration // 2),
-                    "`ProcessReader`: 20 users each reading 5 processes/s (100 req/s), alone.",
-                ),
-                LocustRun(
-                    "login-storm",
-                    ["ProcessReader", "LoginStorm"],
-                    24,
-                    max(20, args.duration // 2),
-                    "The same 20 readers while 4 `LoginStorm` users sign in without pause "
-                    "(argon2id t=3, m=64 MiB, p=4 each).",
-                    extra=[
-                        "--config-users",
-                        json.dumps({"user_class_name": "LoginStorm", "fixed_count": 4}),
-                    ],
-                ),
-                LocustRun(
-                    "soak",
-                    ["AtlasUser"],
-                    args.users,
-                    args.soak_duration,
-                    f"`AtlasUser` for {args.soak_duration // 60} minutes: RSS per worker.",
-                ),
-            ]
             for run in plan:
-                wanted = run.name.removesuffix("-quiet")
-                if wanted not in scenarios:
-                    continue
                 run.env = locust_env
-                results["runs"][run.name] = run_locust(run, server, out)
+                with progress.scenario(run.name, run.duration + ramp_seconds(run)):
+                    results["runs"][run.name] = run_locust(run, server, out)
         clear_redis(redis_url, prefix)
         if "get-by-id" in scenarios:
             if shutil.which("wrk") is None:
@@ -934,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {message}")
                 results["notes"].append(message)
             else:
-                compare_get_by_id(args, env, database_url, password, out, results)
+                compare_get_by_id(args, env, database_url, password, out, results, progress)
     finally:
         if not args.keep_database:
             drop(database_url)
@@ -946,8 +1005,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def planned_seconds(plan: list[LocustRun], scenarios: set[str], args: Any) -> float:
+    """How long the chosen scenarios should take, server start-ups left out."""
+    seconds = float(sum(run.duration + ramp_seconds(run) for run in plan))
+    if "get-by-id" in scenarios and shutil.which("wrk") is not None:
+        seconds += len({1, args.workers}) * 2 * (WRK_WARM_UP_SECONDS + args.wrk_duration)
+    return seconds
+
+
 def compare_get_by_id(
-    args: Any, env: dict[str, str], database_url: str, password: str, out: Path, results: Any
+    args: Any,
+    env: dict[str, str],
+    database_url: str,
+    password: str,
+    out: Path,
+    results: Any,
+    progress: Progress,
 ) -> None:
     """wrk against the whole stack and the minimal app, 1 worker then N, alternating."""
     results["get_by_id"] = []
@@ -956,11 +1029,19 @@ def compare_get_by_id(
         with running(atlas_server(args.server, workers, env, out / "server.log")) as server:
             token = sign_in(server, password)
             ids = process_ids(server, token)
-            print(f"bench: get-by-id: process-atlas, {workers} worker(s), {args.wrk_duration}s")
-            ours = run_wrk(server, f"atlas-{workers}w", "/api/v1/processes/", ids, token, args)
+            with progress.scenario(
+                f"get-by-id: process-atlas, {workers} worker(s)",
+                WRK_WARM_UP_SECONDS + args.wrk_duration,
+            ):
+                ours = run_wrk(server, f"atlas-{workers}w", "/api/v1/processes/", ids, token, args)
         ours.update(server="process-atlas (whole stack)", workers=workers)
-        with running(reference_server(workers, database_url, out / "reference.log")) as server:
-            print(f"bench: get-by-id: reference app, {workers} worker(s), {args.wrk_duration}s")
+        with (
+            running(reference_server(workers, database_url, out / "reference.log")) as server,
+            progress.scenario(
+                f"get-by-id: reference app, {workers} worker(s)",
+                WRK_WARM_UP_SECONDS + args.wrk_duration,
+            ),
+        ):
             minimal = run_wrk(server, f"reference-{workers}w", "/processes/", ids, None, args)
         minimal.update(server="minimal Starlette + asyncpg", workers=workers)
         for result in (ours, minimal):

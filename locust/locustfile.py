@@ -15,17 +15,26 @@ User classes (name them on the command line; see locust/README.md):
 - `ProcessReader`: GET a process by id at a fixed rate (`ATLAS_READER_RPS` per user), the
   quiet signal next to `LoginStorm`, which signs in again and again (argon2 each time).
 
-Every user signs in once (`ATLAS_USERNAME` / `ATLAS_PASSWORD`, default the demo admin) and
-refreshes its access token before it expires. No id is hard-coded: the first user of each
-locust process reads the ids of every collection from the API.
+The first user of each locust process signs in as `ATLAS_USERNAME` (default the demo
+admin) and reads the ids of every collection and the people of that account's email
+domain. Then every user signs in as a person of its own (they share `ATLAS_PASSWORD`), so
+each has its own rate-limit bucket, and does only what that person's roles allow. Sign-ins
+are spaced to stay under the server's per-address limit on /auth (`ATLAS_SIGN_IN_RATE`,
+default the server's default `60/minute`); tokens are refreshed before they expire.
+A failure reads `<status> <problem title>`, so locust's error table has a row per
+endpoint and status.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from gevent.lock import Semaphore
@@ -38,6 +47,7 @@ USERNAME = os.environ.get("ATLAS_USERNAME", "admin@demo.process-atlas.test")
 PASSWORD = (
     os.environ.get("ATLAS_PASSWORD") or os.environ.get("DEMO_PASSWORD") or "atlas-demo-password"
 )
+SIGN_IN_RATE = os.environ.get("ATLAS_SIGN_IN_RATE", "60/minute")
 # Refresh once this share of the access token's lifetime has passed.
 REFRESH_AT = 0.8
 # Ids read per collection at start (a bigger database is sampled, not walked).
@@ -45,36 +55,128 @@ MAX_IDS = 2000
 LINKS_PER_KIND = 5
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SIGN_IN_ATTEMPTS = 4
+# Until its password is verified, a sign-in holds one of the address's failed-login slots
+# (LOGIN_MAX_FAILURES_PER_IP, default 50), and each worker verifies one at a time anyway.
+SIGN_INS_IN_FLIGHT = 8
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def failure(response: Any) -> str:
+    """`404 Not Found`: the status and the problem's title, alike for alike failures."""
+    if not response.status_code:
+        return f"no answer ({type(response.error).__name__})"
+    try:
+        title = response.json().get("title", "")
+    except (ValueError, AttributeError):
+        title = ""
+    return f"{response.status_code} {title}".strip()
+
+
+class SignInPacer:
+    """Spaces sign-ins and refreshes under the server's per-address limits on /auth.
+
+    At most SIGN_INS_IN_FLIGHT at once, and a client-side copy of the server's token
+    bucket: its rate is `ATLAS_SIGN_IN_RATE`, its level the `X-RateLimit-Remaining` of the
+    last answer (unknown until the first one, and never known when the server does not
+    limit).
+    """
+
+    def __init__(self, rate: str) -> None:
+        count, unit = rate.split("/")
+        self.per_second = int(count) / PERIODS[unit]
+        self.capacity = float(count)
+        self.tokens: float | None = None
+        self.at = time.monotonic()
+        self.lock = Semaphore()
+        self.in_flight = Semaphore(SIGN_INS_IN_FLIGHT)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for a sign-in's turn; hold it until the answer is in."""
+        with self.in_flight:
+            self._wait()
+            yield
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        if self.tokens is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+
+    def _wait(self) -> None:
+        with self.lock:
+            self._refill()
+            if self.tokens is None:
+                return
+            if self.tokens < 1:
+                time.sleep((1 - self.tokens) / self.per_second)  # gevent-patched
+                self._refill()
+            self.tokens -= 1
+
+    def observe(self, response: Any) -> None:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is None:
+            return
+        with self.lock:
+            self._refill()
+            self.capacity = max(self.capacity, float(response.headers["x-ratelimit-limit"]))
+            known = float(remaining)
+            self.tokens = known if self.tokens is None else min(self.tokens, known)
+
+
+pacer = SignInPacer(SIGN_IN_RATE)
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    permissions: frozenset[str]
 
 
 class Catalogue:
-    """Ids of every collection, read once per locust process by its first user."""
+    """Ids of every collection and the people to sign in as, read once per locust process."""
 
     def __init__(self) -> None:
         self.lock = Semaphore()
         self.loaded = False
         self.ids: dict[str, list[int]] = {}
         self.roots: dict[str, list[int]] = {}
+        self.accounts: list[Account] = []
+        self.handed_out: dict[frozenset[str], int] = {}
 
     def load(self, user: AtlasClient) -> None:
         with self.lock:
             if self.loaded:
                 return
-            for collection in (
-                "processes",
-                "departments",
-                "locations",
-                "resources",
-                "roles",
-                "users",
-            ):
-                self.ids[collection] = user.collect_ids(f"{API}/{collection}")
+            if not user.sign_in(USERNAME):
+                raise RuntimeError(f"{USERNAME} cannot sign in: seed the demo data")
+            for collection in ("processes", "departments", "locations", "resources"):
+                self.ids[collection] = [item["id"] for item in user.collect(collection)]
             for collection in ("departments", "locations"):
-                self.roots[collection] = user.collect_ids(f"{API}/{collection}", root="true")
+                self.roots[collection] = [
+                    item["id"] for item in user.collect(collection, root="true")
+                ]
+            roles = user.collect("roles")
+            people = user.collect("users", is_active="true")
+            self.ids["roles"] = [role["id"] for role in roles]
+            self.ids["users"] = [person["id"] for person in people]
             missing = [name for name, ids in self.ids.items() if not ids]
             if missing:
                 raise RuntimeError(f"no {', '.join(missing)} to work with: seed the demo data")
+            catalogue_of_permissions = user.get("/permissions", "[setup] permissions") or []
+            everything = {item["code"] for item in catalogue_of_permissions}
+            self.accounts = _accounts(people, roles, everything)
             self.loaded = True
+
+    def account_for(self, needs: frozenset[str]) -> Account:
+        """The next person holding `needs`: a different one for each user while they last."""
+        holders = [account for account in self.accounts if needs <= account.permissions]
+        if not holders:
+            raise RuntimeError(f"nobody of {USERNAME}'s domain holds {sorted(needs)}")
+        with self.lock:
+            handed = self.handed_out.get(needs, 0)
+            self.handed_out[needs] = handed + 1
+        return holders[handed % len(holders)]
 
     def any(self, collection: str) -> int:
         return random.choice(self.ids[collection])
@@ -84,41 +186,89 @@ class Catalogue:
         return random.sample(ids, min(count, len(ids)))
 
 
+def _accounts(
+    people: list[dict[str, Any]], roles: list[dict[str, Any]], everything: set[str]
+) -> list[Account]:
+    """The people who share the setup account's password: its email domain; it comes first."""
+    domain = USERNAME.rpartition("@")[2]
+    granted = {role["id"]: set(role["permissions"]) for role in roles}
+    accounts = [
+        Account(
+            person["email"],
+            frozenset(
+                everything
+                if person["is_superuser"]
+                else {p for role in person["roles"] for p in granted.get(role["id"], ())}
+            ),
+        )
+        for person in people
+        if person["email"].endswith(f"@{domain}")
+    ]
+    return sorted(accounts, key=lambda account: account.email != USERNAME)
+
+
 catalogue = Catalogue()
 
 
+def requires(permission: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Run the task only for a user whose person holds `permission`."""
+
+    def decorate(run: Callable[[Any], None]) -> Callable[[Any], None]:
+        @functools.wraps(run)
+        def allowed(user: Any) -> None:
+            if permission in user.granted:
+                run(user)
+
+        return allowed
+
+    return decorate
+
+
 class AtlasClient(FastHttpUser):
-    """Signs in once, keeps its access token fresh, and knows the ids to ask for."""
+    """Signs in as a person of its own, keeps the token fresh, and knows the ids to ask for."""
 
     abstract = True
     # A process of locust holds one connection per user; the server decides the rest.
     connection_timeout = 10.0
     network_timeout = 30.0
+    # What the person this user signs in as must hold.
+    needs: ClassVar[frozenset[str]] = frozenset()
 
+    email = ""
+    granted: frozenset[str] = frozenset()
     access_token = ""
     refresh_token = ""
     refresh_after = 0.0
 
     def on_start(self) -> None:
-        for attempt in range(SIGN_IN_ATTEMPTS):
-            if self.sign_in():
-                break
-            time.sleep(2**attempt)  # gevent-patched: only this user waits
         catalogue.load(self)
+        account = catalogue.account_for(self.needs)
+        self.granted = account.permissions
+        if account.email != self.email:
+            self.sign_in(account.email)
 
-    def sign_in(self, name: str = "/auth/token") -> bool:
-        with self.client.post(
-            f"{API}/auth/token",
-            data=urlencode({"username": USERNAME, "password": PASSWORD}),
-            headers=FORM,
-            name=name,
-            catch_response=True,
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"sign-in answered {response.status_code}")
-                return False
-            self._keep(response.json())
-        return True
+    def sign_in(self, email: str) -> bool:
+        """Sign in as `email`, honouring Retry-After; whether it worked."""
+        self.email = email
+        for attempt in range(SIGN_IN_ATTEMPTS):
+            with (
+                pacer.turn(),
+                self.client.post(
+                    f"{API}/auth/token",
+                    data=urlencode({"username": email, "password": PASSWORD}),
+                    headers=FORM,
+                    name="/auth/token",
+                    catch_response=True,
+                ) as response,
+            ):
+                pacer.observe(response)
+                if response.status_code == 200:
+                    self._keep(response.json())
+                    return True
+                response.failure(failure(response))
+                retry_after = response.headers.get("retry-after")
+            time.sleep(float(retry_after) if retry_after else 2**attempt)  # gevent-patched
+        return False
 
     def _keep(self, pair: dict[str, Any]) -> None:
         self.access_token = pair["access_token"]
@@ -128,19 +278,25 @@ class AtlasClient(FastHttpUser):
     def auth(self) -> dict[str, str]:
         """The Authorization header, refreshing the pair first when the token is old."""
         if not self.refresh_token:
-            self.sign_in()
+            self.sign_in(self.email)
         elif time.monotonic() >= self.refresh_after:
-            with self.client.post(
-                f"{API}/auth/refresh",
-                json={"refresh_token": self.refresh_token},
-                name="/auth/refresh",
-                catch_response=True,
-            ) as response:
+            with (
+                pacer.turn(),
+                self.client.post(
+                    f"{API}/auth/refresh",
+                    json={"refresh_token": self.refresh_token},
+                    name="/auth/refresh",
+                    catch_response=True,
+                ) as response,
+            ):
+                pacer.observe(response)
                 if response.status_code == 200:
                     self._keep(response.json())
                 else:
-                    response.failure(f"refresh answered {response.status_code}")
-                    self.sign_in()
+                    response.failure(failure(response))
+                    self.refresh_token = ""
+            if not self.refresh_token:
+                self.sign_in(self.email)
         return {"Authorization": f"Bearer {self.access_token}"}
 
     def get(self, path: str, name: str, **params: Any) -> Any:
@@ -150,7 +306,7 @@ class AtlasClient(FastHttpUser):
             f"{API}{path}{query}", headers=self.auth(), name=name, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(failure(response))
                 return None
             return response.json()
 
@@ -174,23 +330,24 @@ class AtlasClient(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != expected:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+                response.failure(failure(response))
                 return None
             return response
 
-    def collect_ids(self, path: str, **params: Any) -> list[int]:
-        ids: list[int] = []
+    def collect(self, collection: str, **params: Any) -> list[dict[str, Any]]:
+        """The items of `collection`, page by page, up to MAX_IDS."""
+        items: list[dict[str, Any]] = []
         cursor = None
-        while len(ids) < MAX_IDS:
+        while len(items) < MAX_IDS:
             page_params = {"limit": 200, **params, **({"cursor": cursor} if cursor else {})}
-            page = self.get(path.removeprefix(API), name="[setup] collect ids", **page_params)
+            page = self.get(f"/{collection}", name="[setup] collect ids", **page_params)
             if page is None:
                 break
-            ids.extend(item["id"] for item in page["items"])
+            items.extend(page["items"])
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        return ids
+        return items
 
     def process_links(self, count: int) -> dict[str, list[int]]:
         return {
@@ -266,6 +423,7 @@ class AtlasUser(AtlasClient):
 
     @tag("write", "process")
     @task(3)
+    @requires("processes:write")
     def create_process(self) -> None:
         body = {
             "title": f"Load test process {random.randrange(10**9)}",
@@ -280,6 +438,7 @@ class AtlasUser(AtlasClient):
 
     @tag("write", "process")
     @task(3)
+    @requires("processes:write")
     def update_process(self) -> None:
         if not self.mine:
             return
@@ -300,6 +459,7 @@ class AtlasUser(AtlasClient):
 
     @tag("write", "process")
     @task(1)
+    @requires("processes:write")
     def delete_process(self) -> None:
         if len(self.mine) < 3:
             return
@@ -380,6 +540,7 @@ class AtlasUser(AtlasClient):
 
     @tag("write", "resource")
     @task(1)
+    @requires("resources:write")
     def update_resource(self) -> None:
         resource_id = catalogue.any("resources")
         status = random.choice(("available", "in_use", "maintenance"))
@@ -395,6 +556,7 @@ class AtlasUser(AtlasClient):
 
     @tag("read", "audit")
     @task(2)
+    @requires("audit:read")
     def audit_of_a_process(self) -> None:
         process_id = random.choice(list(self.mine) or catalogue.ids["processes"])
         self.get(
@@ -406,6 +568,7 @@ class AtlasUser(AtlasClient):
 
     @tag("read", "audit", "list")
     @task(2)
+    @requires("audit:read")
     def recent_audit(self) -> None:
         self.get("/audit-events", name="/audit-events?recent", limit=50)
 
@@ -414,6 +577,7 @@ class ReferenceMix(AtlasClient):
     """The reference project's mix (weights 1:2:3:4) on our API, 5 links of each kind."""
 
     wait_time = between(0.1, 2)
+    needs = frozenset({"processes:write"})
 
     @tag("write", "process")
     @task(1)
@@ -478,4 +642,4 @@ class LoginStorm(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"sign-in answered {response.status_code}")
+                response.failure(failure(response))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Request, Response
 from redis.asyncio import Redis
@@ -20,6 +22,11 @@ logger = logging.getLogger("app.metrics")
 router = APIRouter(tags=["metrics"])
 
 METRICS_PATH = "/metrics"
+# Scrapes, however many, reach PostgreSQL and Redis at most once per this many seconds.
+PROBE_MAX_AGE_SECONDS = 5.0
+# One dependency probe per engine: per worker and per application lifespan. The probe keeps
+# no reference to the engine, so the entry goes with it.
+_probes: WeakKeyDictionary[AsyncEngine, DependencyProbe] = WeakKeyDictionary()
 
 
 @router.get(METRICS_PATH, include_in_schema=False)
@@ -29,7 +36,11 @@ async def metrics(request: Request) -> Response:
     if settings.metrics_token is not None:
         _require_token(request, settings.metrics_token.get_secret_value())
     engine: AsyncEngine = request.state.engine
-    await _record_dependencies(engine, request.state.redis, settings.ready_timeout)
+    probe = _probes.get(engine)
+    if probe is None:
+        probe = _probes[engine] = DependencyProbe(timeout=settings.ready_timeout)
+    for dependency, up in (await probe.results(engine, request.state.redis)).items():
+        DEPENDENCY_UP.labels(dependency).set(up)
     sample_pool(engine)
     body, content_type = render_latest(request.headers.get("accept"))
     return Response(body, media_type=content_type)
@@ -43,12 +54,38 @@ def _require_token(request: Request, expected: str) -> None:
         raise Unauthorized("Metrics need the bearer token set in METRICS_TOKEN.")
 
 
-async def _record_dependencies(engine: AsyncEngine, redis: Redis, limit: float) -> None:
-    database, cache = await asyncio.gather(
-        _answers(_select_one(engine), limit), _answers(redis.ping(), limit)
-    )
-    DEPENDENCY_UP.labels("database").set(database)
-    DEPENDENCY_UP.labels("redis").set(cache)
+class DependencyProbe:
+    """Whether PostgreSQL and Redis answer, checked at most once per `max_age` seconds.
+
+    Scrapes that arrive while a check runs wait for that check instead of starting their own.
+    """
+
+    def __init__(self, *, timeout: float, max_age: float = PROBE_MAX_AGE_SECONDS) -> None:
+        self.timeout = timeout
+        self.max_age = max_age
+        self._results: dict[str, int] = {}
+        self._fresh_until = float("-inf")
+        self._running: asyncio.Task[None] | None = None
+
+    async def results(self, engine: AsyncEngine, redis: Redis) -> dict[str, int]:
+        """1 or 0 per dependency, from the last check if it is recent enough."""
+        if self._running is None and time.monotonic() >= self._fresh_until:
+            self._running = asyncio.create_task(self._check(engine, redis))
+        if self._running is not None:
+            # Shielded: a scrape that gives up does not cancel the check the others await.
+            await asyncio.shield(self._running)
+        return self._results
+
+    async def _check(self, engine: AsyncEngine, redis: Redis) -> None:
+        try:
+            database, cache = await asyncio.gather(
+                _answers(_select_one(engine), self.timeout),
+                _answers(redis.ping(), self.timeout),
+            )
+            self._results = {"database": database, "redis": cache}
+            self._fresh_until = time.monotonic() + self.max_age
+        finally:
+            self._running = None
 
 
 async def _select_one(engine: AsyncEngine) -> None:

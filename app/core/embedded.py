@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,10 @@ _servers: dict[str, Any] = {}
 
 class EmbeddedServerMissing(RuntimeError):
     """No URL is configured and the embedded server's package is not installed."""
+
+
+class ServiceUrlMissing(RuntimeError):
+    """The app was built without a DATABASE_URL or REDIS_URL to connect to."""
 
 
 def _require(module: str, setting: str) -> Any:
@@ -79,17 +82,38 @@ def start_redis(data_dir: Path) -> str:
 def resolve_service_urls(settings: Settings) -> Settings:
     """Fill DATABASE_URL and REDIS_URL with embedded servers where none is configured.
 
-    The URLs also go into the environment, so worker processes started afterwards
-    connect to the same servers instead of starting their own.
+    Blocking, with an event loop of its own: call it before any loop runs (the CLI does).
     """
     updates: dict[str, str] = {}
     if not settings.database_url:
         updates["database_url"] = start_postgres(settings.data_dir)
-        os.environ["DATABASE_URL"] = updates["database_url"]
     if not settings.redis_url:
         updates["redis_url"] = start_redis(settings.data_dir)
-        os.environ["REDIS_URL"] = updates["redis_url"]
     return settings.model_copy(update=updates) if updates else settings
+
+
+def started_here() -> bool:
+    """Whether this process started an embedded server, which stops when the process exits."""
+    return bool(_servers)
+
+
+def require_service_urls(settings: Settings) -> Settings:
+    """The settings, once both service URLs are there: an app never starts servers itself."""
+    missing = [
+        name
+        for name, url in (
+            ("DATABASE_URL", settings.database_url),
+            ("REDIS_URL", settings.redis_url),
+        )
+        if not url
+    ]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ServiceUrlMissing(
+            f"{' and '.join(missing)} {verb} not set: configure the URL, or start with "
+            "`python -m app serve`, which starts the embedded servers first (development)"
+        )
+    return settings
 
 
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -332,25 +332,30 @@ def _sends_non_json_body(scope: Scope) -> bool:
 
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# Swagger UI: its bundle and stylesheet from jsDelivr, an inline start-up script, inline
-# styles, SVG data: images, FastAPI's favicon, and calls back to this API.
-DOCS_CSP = (
-    "default-src 'none'; "
-    "script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
+
+
+def docs_csp(script_hashes: Iterable[str]) -> str:
+    """Swagger UI's policy: its assets and API calls from this origin, inline scripts by hash."""
+    scripts = " ".join(["'self'", *(f"'{digest}'" for digest in script_hashes)])
+    return (
+        "default-src 'none'; "
+        f"script-src {scripts}; "
+        "style-src 'self'; "
+        "img-src 'self' data:; "
+        "connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
+
 
 Headers = list[tuple[bytes, bytes]]
 
 
 class SecurityHeadersMiddleware:
-    """Add nosniff, DENY framing, no referrer, a CSP (relaxed on `docs_paths`) and HSTS.
+    """Add nosniff, DENY framing, no referrer, a CSP (Swagger UI's on `docs_paths`) and HSTS.
 
     HSTS goes out when the request came over HTTPS (behind a trusted proxy that says so)
-    or when `always_hsts` declares the deployment HTTPS-only. Headers the app set win.
+    or when `always_hsts` declares the deployment HTTPS-only. Answers to requests that carry
+    an `Authorization` header get `Cache-Control: no-store`. Headers the app set win.
     """
 
     def __init__(
@@ -358,6 +363,7 @@ class SecurityHeadersMiddleware:
         app: ASGIApp,
         *,
         docs_paths: Iterable[str],
+        docs_script_hashes: Iterable[str] = (),
         hsts_max_age: int,
         always_hsts: bool = False,
     ) -> None:
@@ -371,20 +377,23 @@ class SecurityHeadersMiddleware:
         ]
         hsts = (b"strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains".encode())
         api = [*common, (b"content-security-policy", API_CSP.encode())]
-        docs = [*common, (b"content-security-policy", DOCS_CSP.encode())]
+        docs = [*common, (b"content-security-policy", docs_csp(docs_script_hashes).encode())]
         self._headers: dict[tuple[bool, bool], Headers] = {
             (False, False): api,
             (False, True): [*api, hsts],
             (True, False): docs,
             (True, True): [*docs, hsts],
         }
+        no_store = (b"cache-control", b"no-store")
+        self._with_credentials = {key: [*value, no_store] for key, value in self._headers.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         https = self.always_hsts or scope.get("scheme") == "https"
-        extra = self._headers[scope["path"] in self.docs_paths, https]
+        variants = self._with_credentials if _carries_credentials(scope) else self._headers
+        extra = variants[scope["path"] in self.docs_paths, https]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -395,3 +404,54 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _carries_credentials(scope: Scope) -> bool:
+    return any(name == b"authorization" for name, _ in scope["headers"])
+
+
+class AllowedHostsMiddleware:
+    """Refuse a `Host` outside `ALLOWED_HOSTS` with a 400 problem; probes and metrics pass.
+
+    `*.example.com` admits every subdomain. Health, readiness and metrics build no URLs from
+    the host, and orchestrators reach them by pod IP, so they are exempt.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, allowed_hosts: Iterable[str], exempt_paths: Iterable[str]
+    ) -> None:
+        self.app = app
+        patterns = [pattern.lower() for pattern in allowed_hosts]
+        for pattern in patterns:
+            if "*" in pattern and not (pattern.startswith("*.") and "*" not in pattern[1:]):
+                raise ValueError(f"ALLOWED_HOSTS: {pattern!r} must be a name or '*.example.com'")
+        self.exact = frozenset(pattern for pattern in patterns if not pattern.startswith("*."))
+        self.suffixes = tuple(pattern[1:] for pattern in patterns if pattern.startswith("*."))
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        host = _host_name(scope)
+        if host is not None and (host in self.exact or host.endswith(self.suffixes)):
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            scope,
+            status=400,
+            slug="host-not-allowed",
+            detail="The Host header names a host this service does not answer for.",
+        )
+        await response(scope, receive, send)
+
+
+def _host_name(scope: Scope) -> str | None:
+    """The host of the `Host` header, lower-cased, without its port (None if absent)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: str = value.decode("latin-1").strip().lower()
+            if host.startswith("["):
+                return host.partition("]")[0] + "]"
+            return host.rpartition(":")[0] if ":" in host else host
+    return None

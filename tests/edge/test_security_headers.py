@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from httpx import AsyncClient
+import base64
+import hashlib
+import re
 
+from asgi_lifespan import LifespanManager
+from fastapi import Response
+from httpx import ASGITransport, AsyncClient
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.auth.helpers import login
 from tests.conftest import ClientFactory
+from tests.factories import Factory
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
@@ -26,16 +36,39 @@ async def test_api_answers_carry_the_strict_policy(client: AsyncClient) -> None:
         assert "strict-transport-security" not in response.headers
 
 
-async def test_docs_get_a_policy_that_lets_swagger_ui_load(client: AsyncClient) -> None:
-    response = await client.get("/docs")
-    assert response.status_code == 200
-    _assert_common(dict(response.headers))
-    policy = response.headers["content-security-policy"]
-    assert "https://cdn.jsdelivr.net" in policy
-    assert "script-src 'unsafe-inline' https://cdn.jsdelivr.net" in policy
-    assert "frame-ancestors 'none'" in policy
-    assert policy != API_CSP
-    assert "https://cdn.jsdelivr.net" in response.text
+def _directives(policy: str) -> dict[str, list[str]]:
+    return {
+        name: sources for name, *sources in (directive.split() for directive in policy.split(";"))
+    }
+
+
+def _inline_script_hashes(html: str) -> set[str]:
+    return {
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    }
+
+
+async def test_docs_policy_allows_this_origin_and_the_pages_own_scripts_only(
+    client: AsyncClient,
+) -> None:
+    for path in ("/docs", "/docs/oauth2-redirect"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        _assert_common(dict(response.headers))
+        policy = _directives(response.headers["content-security-policy"])
+        scripts = _inline_script_hashes(response.text)
+        assert scripts, "Swagger UI starts from an inline script"
+        assert policy["script-src"][0] == "'self'"
+        assert scripts <= set(policy["script-src"][1:])
+        assert all(source.startswith("'sha256-") for source in policy["script-src"][1:])
+        assert policy["default-src"] == ["'none'"]
+        assert policy["style-src"] == ["'self'"]
+        assert policy["img-src"] == ["'self'", "data:"]
+        assert policy["connect-src"] == ["'self'"]
+        assert policy["frame-ancestors"] == ["'none'"]
+        assert "unsafe-inline" not in response.headers["content-security-policy"]
+        assert "https:" not in response.headers["content-security-policy"]
 
 
 async def test_openapi_document_keeps_the_strict_policy(client: AsyncClient) -> None:
@@ -84,3 +117,44 @@ async def test_headers_can_be_switched_off(client_with: ClientFactory) -> None:
         response = await client.get("/api/v1/health")
     assert "content-security-policy" not in response.headers
     assert "x-frame-options" not in response.headers
+
+
+async def test_token_answers_are_never_stored(client: AsyncClient, factory: Factory) -> None:
+    user = await factory.user()
+    issued = await login(client, user.email)
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": issued.json()["refresh_token"]}
+    )
+    for response in (issued, refreshed):
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"
+
+
+async def test_answers_to_requests_with_credentials_are_not_stored(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user(permissions=["users:read"])
+    for response in (
+        await client.get(f"/api/v1/users/{user.id}", headers=factory.headers(user)),
+        await client.get("/api/v1/users/999999", headers=factory.headers(user)),
+        await client.get("/api/v1/permissions", headers={"Authorization": "Bearer forged"}),
+    ):
+        assert response.headers["cache-control"] == "no-store"
+    assert "cache-control" not in (await client.get("/api/v1/health")).headers
+
+
+async def test_a_cache_policy_the_route_sets_wins(settings: Settings, clean: None) -> None:
+    app = create_app(settings)
+
+    @app.get("/api/v1/cacheable")
+    async def cacheable(response: Response) -> dict[str, str]:
+        response.headers["Cache-Control"] = "private, max-age=60"
+        return {}
+
+    async with (
+        LifespanManager(app) as manager,
+        AsyncClient(transport=ASGITransport(app=manager.app), base_url="http://test") as client,
+    ):
+        response = await client.get("/api/v1/cacheable", headers={"Authorization": "Bearer x"})
+    assert response.headers["cache-control"] == "private, max-age=60"
