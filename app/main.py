@@ -37,7 +37,7 @@ from app.core.metrics import (
     APP_INFO,
     forget_this_worker,
     instrument_engine,
-    sample_pool_periodically,
+    sample_periodically,
 )
 from app.core.middleware import (
     AllowedHostsMiddleware,
@@ -87,9 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 password=resolved.first_superuser_password.get_secret_value(),
             )
         pool_sampler = (
-            asyncio.create_task(sample_pool_periodically(engine))
-            if resolved.metrics_enabled
-            else None
+            asyncio.create_task(sample_periodically(engine)) if resolved.metrics_enabled else None
         )
         settle_startup_heap()
         logger.info("started", extra={"version": __version__, "env": resolved.environment})

@@ -3,7 +3,8 @@
 With `PROMETHEUS_MULTIPROC_DIR` set (`python -m app serve` sets it for several workers),
 each worker writes its samples to files there and a scrape aggregates them: counters and
 histograms add up, gauges combine as their `multiprocess_mode` says (`livesum`: the sum
-over the workers that are alive).
+over the workers that are alive). The `process_atlas_worker_*` gauges carry each worker's pid,
+so they add up nothing: every live worker has its own series, gone when the worker is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     multiprocess,
 )
@@ -31,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-POOL_SAMPLE_SECONDS = 1.0
+SAMPLE_SECONDS = 1.0
 
 # `_created` series exist only in single-process mode; leave them out in both.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -81,7 +83,7 @@ DB_QUERY_DURATION = Histogram(
 )
 DEPENDENCY_UP = Gauge(
     "app_dependency_up",
-    "1 when the dependency answered the last scrape's check, else 0.",
+    "1 when the dependency answered the last check (at most one per 5 s per worker), else 0.",
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
@@ -115,12 +117,48 @@ APP_INFO = Gauge(
     multiprocess_mode="max",
 )
 
+# Multiprocess mode labels `liveall` gauges with the pid of the worker that wrote them, and
+# drops a worker's series when it is marked dead; a single process labels its own.
+_PID_LABEL = () if os.environ.get(MULTIPROC_DIR_ENV) else ("pid",)
+WORKER_RESIDENT_MEMORY = Gauge(
+    "process_atlas_worker_resident_memory_bytes",
+    "Resident memory of each worker process, by pid.",
+    _PID_LABEL,
+    multiprocess_mode="liveall",
+)
+WORKER_CPU = Gauge(
+    "process_atlas_worker_cpu_seconds_total",
+    "User and system CPU time each worker process has used, by pid (only grows: use rate()).",
+    _PID_LABEL,
+    multiprocess_mode="liveall",
+)
+WORKER_OPEN_FDS = Gauge(
+    "process_atlas_worker_open_fds",
+    "File descriptors each worker process has open, by pid.",
+    _PID_LABEL,
+    multiprocess_mode="liveall",
+)
+WORKER_START_TIME = Gauge(
+    "process_atlas_worker_start_time_seconds",
+    "When each worker process started, in seconds since the epoch, by pid.",
+    _PID_LABEL,
+    multiprocess_mode="liveall",
+)
+
 _QUERY_STARTS = "metrics_query_starts"
 _QUERY_TIMES = {
     operation: DB_QUERY_DURATION.labels(operation)
     for operation in ("select", "insert", "update", "delete", "other")
 }
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+# Reads /proc/self when sampled, so it describes whichever process samples (each worker).
+_THIS_PROCESS = ProcessCollector(registry=None)
+_WORKER_GAUGES = {
+    "process_resident_memory_bytes": WORKER_RESIDENT_MEMORY,
+    "process_cpu_seconds": WORKER_CPU,
+    "process_open_fds": WORKER_OPEN_FDS,
+    "process_start_time_seconds": WORKER_START_TIME,
+}
 
 
 def instrument_engine(engine: AsyncEngine, *, max_overflow: int) -> None:
@@ -165,11 +203,26 @@ def sample_pool(engine: AsyncEngine) -> None:
     DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
 
 
-async def sample_pool_periodically(engine: AsyncEngine) -> None:
-    """Keep this worker's pool gauges fresh; a scrape reaches one worker, not all."""
+def sample_worker() -> None:
+    """Copy this process's memory, CPU time, descriptors and start time into its pid's gauges."""
+    for family in _THIS_PROCESS.collect():
+        gauge = _WORKER_GAUGES.get(family.name)
+        if gauge is not None:
+            series = gauge.labels(str(os.getpid())) if _PID_LABEL else gauge
+            series.set(family.samples[0].value)
+
+
+# In multiprocess mode the gauges above exist from import on, at 0 until sampled: another
+# worker answering a scrape would report this one with no memory and no start time.
+sample_worker()
+
+
+async def sample_periodically(engine: AsyncEngine) -> None:
+    """Keep this worker's pool and process gauges fresh; a scrape reaches one worker, not all."""
     while True:
         sample_pool(engine)
-        await asyncio.sleep(POOL_SAMPLE_SECONDS)
+        sample_worker()
+        await asyncio.sleep(SAMPLE_SECONDS)
 
 
 def multiprocess_dir() -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core.config import PROJECT_ROOT
 
 DASHBOARD = PROJECT_ROOT / "docker" / "grafana" / "dashboards" / "process-atlas.json"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RULES = PROJECT_ROOT / "prometheus" / "rules" / "process-atlas.yml"
 PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "inf"}
 AGGREGATIONS = ("sum", "min", "max", "count", "topk")
@@ -51,6 +53,38 @@ async def _exposed(client: AsyncClient) -> set[str]:
     return names
 
 
+def _import(dashboard: dict[str, Any], **inputs: str) -> dict[str, Any]:
+    """What Grafana's import makes of the JSON: `${INPUT}` replaced in every string.
+
+    As pkg/services/dashboardimport/utils/dash_template_evaluator.go does it.
+    """
+    declared = {f"${{{item['name']}}}": inputs[item["name"]] for item in dashboard["__inputs"]}
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: evaluate(value) for key, value in node.items() if key != "__inputs"}
+        if isinstance(node, list):
+            return [evaluate(item) for item in node]
+        if isinstance(node, str):
+            return re.sub(r"\$\{.+?\}", lambda match: declared.get(match[0], match[0]), node)
+        return node
+
+    result: dict[str, Any] = evaluate(dashboard)
+    return result
+
+
+def _values_of(key: str, node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every value stored under `key`, anywhere in the JSON, with its path."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key:
+                yield f"{where}.{name}", value
+            yield from _values_of(key, value, f"{where}.{name}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _values_of(key, item, f"{where}[{index}]")
+
+
 async def test_dashboard_queries_use_exposed_metrics_and_sum_over_instances(
     client: AsyncClient,
 ) -> None:
@@ -59,7 +93,7 @@ async def test_dashboard_queries_use_exposed_metrics_and_sum_over_instances(
     assert len(targets) > 10
     for target in targets:
         expr = target["expr"]
-        assert target["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+        assert target["datasource"] == DATASOURCE
         assert _metric_names(expr) <= exposed, expr
         assert expr.startswith(AGGREGATIONS) or (
             expr.startswith("histogram_quantile(") and "sum by (" in expr
@@ -78,19 +112,64 @@ async def test_rules_use_exposed_metrics_or_recorded_series(client: AsyncClient)
         "ProcessAtlasNotReady",
         "ProcessAtlasRateLimitSurge",
         "ProcessAtlasDatabasePoolSaturated",
+        "ProcessAtlasWorkerMemoryGrowing",
     } <= alerts
     for rule in rules:
         assert _metric_names(rule["expr"]) <= exposed | recorded, rule["expr"]
 
 
-def test_every_panel_is_described_and_uses_the_provisioned_datasource() -> None:
+def test_every_panel_is_described_and_queries_the_datasource_variable() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "process-atlas"
     for panel in dashboard["panels"]:
         if panel["type"] == "row":
             continue
         assert panel["description"], panel["title"]
-        assert panel["datasource"]["uid"] == "prometheus"
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable["datasource"] == DATASOURCE, variable["name"]
+
+
+def test_no_datasource_uid_is_written_into_the_dashboard() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    references = list(_values_of("datasource", dashboard))
+    assert len(references) > 20
+    for where, reference in references:
+        assert reference == DATASOURCE, where
+    uids = {uid for where, uid in _values_of("uid", dashboard) if where != ".uid"}
+    assert uids == {"${datasource}"}
+
+
+def test_import_asks_for_the_datasource_and_provisioning_picks_one() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["__inputs"] == [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes the Process Atlas API.",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    variable = dashboard["templating"]["list"][0]
+    assert variable["name"] == "datasource"
+    assert variable["type"] == "datasource"
+    assert variable["query"] == "prometheus"
+    # Provisioning leaves `${DS_PROMETHEUS}` as it is: a value no data source has, so Grafana
+    # selects the first Prometheus data source (compose provisions exactly one).
+    assert variable["current"] == {"text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}"}
+
+    imported = _import(dashboard, DS_PROMETHEUS="chosen-uid")
+    assert "__inputs" not in imported
+    assert imported["templating"]["list"][0]["current"] == {
+        "text": "chosen-uid",
+        "value": "chosen-uid",
+    }
+    assert imported["panels"] == dashboard["panels"]
 
 
 def test_metric_name_extraction_sees_through_functions_and_labels() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 import uuid
 
 from fastapi.routing import iter_route_contexts
@@ -15,6 +18,7 @@ from app.main import create_app
 from tests.auth.helpers import login
 from tests.conftest import ClientFactory
 from tests.factories import Factory
+from tests.statements import count_redis_commands, count_statements
 
 HISTOGRAM_BUCKETS = [
     "0.005",
@@ -114,6 +118,10 @@ async def test_every_documented_metric_is_exposed(client: AsyncClient, factory: 
         "db_pool_overflow",
         "db_query_duration_seconds_bucket",
         "app_dependency_up",
+        "process_atlas_worker_resident_memory_bytes",
+        "process_atlas_worker_cpu_seconds_total",
+        "process_atlas_worker_open_fds",
+        "process_atlas_worker_start_time_seconds",
     ):
         assert name in samples, name
     assert _value(samples, "auth_events_total", event="login_success") >= 1
@@ -193,3 +201,65 @@ async def test_metrics_can_be_switched_off(client_with: ClientFactory) -> None:
     async with client_with(metrics_enabled=False) as client:
         response = await client.get("/metrics")
     assert response.status_code == 404
+
+
+async def test_scrapes_share_one_dependency_probe(client_with: ClientFactory) -> None:
+    async with client_with() as client:
+        with count_statements() as statements, count_redis_commands() as commands:
+            await asyncio.gather(*(_scrape(client) for _ in range(5)))
+            for _ in range(5):
+                samples = await _scrape(client)
+    assert len(statements) == 1
+    assert commands.count("PING") == 1
+    assert _value(samples, "app_dependency_up", dependency="database") == 1
+    assert _value(samples, "app_dependency_up", dependency="redis") == 1
+
+
+async def test_worker_gauges_describe_this_process_under_its_pid(client: AsyncClient) -> None:
+    samples = await _scrape(client)
+    pid = {"pid": str(os.getpid())}
+    resident = _resident_bytes()
+
+    assert {s.labels["pid"] for s in samples["process_atlas_worker_resident_memory_bytes"]} == {
+        pid["pid"]
+    }
+    sampled = _value(samples, "process_atlas_worker_resident_memory_bytes", **pid)
+    assert resident / 2 < sampled < resident * 2
+    assert (
+        0 < _value(samples, "process_atlas_worker_cpu_seconds_total", **pid) <= time.process_time()
+    )
+    assert _value(samples, "process_atlas_worker_open_fds", **pid) >= 3
+    started = _value(samples, "process_atlas_worker_start_time_seconds", **pid)
+    assert started <= time.time()
+    assert abs(started - _start_time(os.getpid())) < 1
+
+
+async def test_worker_gauges_follow_the_process_between_scrapes(client: AsyncClient) -> None:
+    pid = {"pid": str(os.getpid())}
+    before = _value(await _scrape(client), "process_atlas_worker_open_fds", **pid)
+    pipes = [os.pipe() for _ in range(50)]
+    try:
+        for _ in range(100):
+            samples = await _scrape(client)
+            if _value(samples, "process_atlas_worker_open_fds", **pid) >= before + 90:
+                break
+            await asyncio.sleep(0.1)
+        assert _value(samples, "process_atlas_worker_open_fds", **pid) >= before + 90
+    finally:
+        for reader, writer in pipes:
+            os.close(reader)
+            os.close(writer)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _start_time(pid: int) -> float:
+    """When the process started, in seconds since the epoch, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        ticks = int(stat.read().rpartition(")")[2].split()[19])
+    with open("/proc/stat") as system:
+        boot = next(int(line.split()[1]) for line in system if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
