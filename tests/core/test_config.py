@@ -113,8 +113,10 @@ def _interpolate(value: str, required: dict[str, str]) -> str:
 
 
 def test_the_compose_api_environment_starts_in_production() -> None:
-    compose = yaml.safe_load((PROJECT_ROOT / "docker/docker-compose.yml").read_text())
-    environment = compose["services"]["api"]["environment"]
+    environment: dict[str, Any] = {}
+    for layer in ("compose.yaml", "docker/docker-compose.yml"):  # production's override last
+        compose = yaml.safe_load((PROJECT_ROOT / layer).read_text())
+        environment.update(compose["services"]["api"]["environment"])
     required = {"SECRET_KEY": secrets.token_urlsafe(32), "METRICS_TOKEN": secrets.token_hex(32)}
     values = {
         name.lower(): _interpolate(str(value), required)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
+from collections.abc import Iterator
 
+import pytest
 from httpx import AsyncClient
 
+from app.core.logging import TextFormatter
 from tests.auth.helpers import login
 from tests.conftest import ClientFactory
 from tests.edge.conftest import LogLines
@@ -114,3 +119,66 @@ def test_formatter_masks_credentials_that_slip_into_a_message(log_lines: LogLine
     assert third["message"] == "retry with password=[redacted]&user=ann"
     assert third["refresh_token"] == "[redacted]"
     assert '"password": "[redacted]"' in fourth["exception"]
+
+
+@pytest.fixture
+def text_log() -> Iterator[io.StringIO]:
+    """What `LOG_JSON=false` prints (`make dev`)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+def _access_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if " /api/" in line]
+
+
+async def test_plain_access_line_keeps_request_id_method_route_status_duration_and_user(
+    client: AsyncClient, factory: Factory, text_log: io.StringIO
+) -> None:
+    user = await factory.user()
+    response = await client.get(
+        f"/api/v1/users/{user.id}",
+        headers={**factory.headers(user), "X-Request-ID": "trace-42"},
+    )
+    [line] = _access_lines(text_log.getvalue())
+    assert re.fullmatch(
+        rf"\d\d:\d\d:\d\d INFO  GET /api/v1/users/\{{user_id\}} {response.status_code} "
+        rf"\d+\.\dms rid=trace-42 user={user.id}",
+        line,
+    ), line
+
+
+async def test_plain_access_line_shortens_a_generated_request_id_and_names_no_anonymous_user(
+    client: AsyncClient, text_log: io.StringIO
+) -> None:
+    response = await client.get("/api/v1/health")
+    [line] = _access_lines(text_log.getvalue())
+    request_id = response.headers["x-request-id"]
+    assert line.endswith(f"GET /api/v1/health 200 {line.split()[-2]} rid={request_id[:8]}…")
+    assert "user=" not in line
+
+
+def test_plain_lines_show_extra_fields_and_mask_credentials(text_log: io.StringIO) -> None:
+    logger = logging.getLogger("app.test")
+    logger.warning(
+        "redis: no answer, version not checked",
+        extra={"error": "ConnectionError('refused')", "refresh_token": "opaque-1"},
+    )
+    logger.info("retry with password=hunter2")
+
+    first, second = text_log.getvalue().splitlines()
+    assert first.endswith(
+        "WARNING app.test: redis: no answer, version not checked "
+        "error=ConnectionError('refused') refresh_token=[redacted]"
+    )
+    assert second.endswith("INFO  app.test: retry with password=[redacted]")
