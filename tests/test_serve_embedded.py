@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +21,7 @@ from asgi_lifespan import LifespanManager
 from app.core.embedded import ServiceUrlMissing
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.edge.test_workers import Server, _free_port, _stop
+from tests.serving import Server, launched
 
 # initdb, migrations and two servers on a busy two-core machine.
 STARTUP_SECONDS = 120
@@ -59,40 +56,14 @@ def _environment(data_dir: Path) -> dict[str, str]:
 
 @contextmanager
 def _serve_embedded(data_dir: Path, *, workers: int) -> Iterator[Server]:
-    port = _free_port()
-    output = data_dir / f"server-{workers}.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "app", "serve"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-            ],
-            cwd=data_dir,  # no developer .env is read
-            env=_environment(data_dir),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", port, process, output, data_dir, "pa:")
-    try:
-        _wait_until_ready(server)
+    with launched(
+        ["--workers", str(workers)],
+        env=_environment(data_dir),
+        data_dir=data_dir,
+        log_name=f"server-{workers}.log",
+        startup_seconds=STARTUP_SECONDS,
+    ) as server:
         yield server
-    finally:
-        _stop(process)
-
-
-def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the server exited during start-up:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/api/v1/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the server did not become ready:\n{server.log()}")
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -29,7 +29,7 @@ from app.core.database import async_url, create_database_if_missing, drop_databa
 from app.core.errors import TITLES
 from app.core.migrations import upgrade
 from tests.conftest import TEST_SECRET
-from tests.edge.test_workers import Server, _serve
+from tests.serving import Server, serve
 
 API_DOC = PROJECT_ROOT / "docs" / "api.md"
 README = PROJECT_ROOT / "README.md"
@@ -149,7 +149,7 @@ def docs_server(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[D
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
     try:
-        with _serve(tmp_path, url, redis_url, workers=1) as server:
+        with serve(tmp_path, url, redis_url, workers=1) as server:
             env = {
                 key: value
                 for key, value in os.environ.items()

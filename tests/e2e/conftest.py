@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from tests.edge.test_workers import Server, _serve
+from tests.serving import Server, serve
 
 
 @pytest.fixture(scope="module")
 async def server(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str, redis: Redis
 ) -> AsyncIterator[Server]:
-    with _serve(tmp_path_factory.mktemp("e2e"), database_url, redis_url, workers=1) as server:
+    with serve(tmp_path_factory.mktemp("e2e"), database_url, redis_url, workers=1) as server:
         yield server
     keys = [key async for key in redis.scan_iter(match=f"{server.key_prefix}*")]
     if keys:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.edge.test_workers import Server
 from tests.factories import PASSWORD, Factory
+from tests.serving import Server
 
 pytestmark = pytest.mark.slow
 

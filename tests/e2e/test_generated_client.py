@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.edge.test_workers import Server
 from tests.factories import PASSWORD, Factory
+from tests.serving import Server
 
 pytestmark = pytest.mark.slow
 

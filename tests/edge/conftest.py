@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,17 +31,24 @@ class LogLines:
         return [record for record in self.records() if record["logger"] == "app.access"]
 
 
-@pytest.fixture
-def log_lines() -> Iterator[LogLines]:
+@contextmanager
+def captured_logs(formatter: logging.Formatter, level: int) -> Iterator[io.StringIO]:
+    """Every log record written meanwhile, formatted by `formatter` into a string buffer."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(level)
     try:
-        yield LogLines(stream)
+        yield stream
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    with captured_logs(JsonFormatter(), logging.DEBUG) as stream:
+        yield LogLines(stream)

@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from app.core.logging import TextFormatter
 from tests.auth.helpers import login
 from tests.conftest import ClientFactory
-from tests.edge.conftest import LogLines
+from tests.edge.conftest import LogLines, captured_logs
 from tests.factories import PASSWORD, Factory
 
 
@@ -124,18 +124,8 @@ def test_formatter_masks_credentials_that_slip_into_a_message(log_lines: LogLine
 @pytest.fixture
 def text_log() -> Iterator[io.StringIO]:
     """What `LOG_JSON=false` prints (`make dev`)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(TextFormatter())
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with captured_logs(TextFormatter(), logging.INFO) as stream:
         yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
 
 
 def _access_lines(text: str) -> list[str]:

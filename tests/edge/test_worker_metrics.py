@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import PROJECT_ROOT
 from tests.edge.test_metrics import _start_time
-from tests.edge.test_workers import STARTUP_SECONDS, Server, _serve, _until
+from tests.serving import STARTUP_SECONDS, Server, serve, until
 
 pytestmark = pytest.mark.slow
 
@@ -59,10 +59,10 @@ def _reported_for(server: Server, pids: set[int]) -> bool:
 async def test_every_live_worker_reports_its_own_process_and_a_dead_one_disappears(
     tmp_path: Path, database_url: str, redis_url: str
 ) -> None:
-    with _serve(tmp_path, database_url, redis_url, workers=2) as server:
+    with serve(tmp_path, database_url, redis_url, workers=2) as server:
         workers = _worker_pids(server)
         assert len(workers) == 2
-        await _until(lambda: _reported_for(server, workers))
+        await until(lambda: _reported_for(server, workers))
         gauges = _by_pid(server)
         for pid in workers:
             assert gauges[RESIDENT][pid] > 20 * 2**20
@@ -72,9 +72,9 @@ async def test_every_live_worker_reports_its_own_process_and_a_dead_one_disappea
 
         victim, survivor = sorted(workers)
         os.kill(victim, signal.SIGKILL)
-        await _until(lambda: len(_worker_pids(server) - workers) == 1, within=STARTUP_SECONDS)
+        await until(lambda: len(_worker_pids(server) - workers) == 1, within=STARTUP_SECONDS)
         (replacement,) = _worker_pids(server) - workers
-        await _until(lambda: _reported_for(server, {survivor, replacement}))
+        await until(lambda: _reported_for(server, {survivor, replacement}))
         assert victim not in _by_pid(server)[RESIDENT]
 
     assert not list(server.metrics_dir.glob("gauge_live*")), "stopped workers leave no series"

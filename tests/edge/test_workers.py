@@ -9,14 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,101 +18,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from tests.conftest import TEST_SECRET
+from tests.serving import STARTUP_SECONDS, Server, serve, until
 
 pytestmark = pytest.mark.slow
-
-STARTUP_SECONDS = 30
-
-
-@dataclass
-class Server:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    output: Path
-    data_dir: Path
-    key_prefix: str
-
-    @property
-    def metrics_dir(self) -> Path:
-        return self.data_dir / "prometheus" / str(self.port)
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(
-    data_dir: Path, database_url: str, redis_url: str, *, workers: int, **settings: str
-) -> Iterator[Server]:
-    port = _free_port()
-    prefix = f"pa-test:serve:{uuid.uuid4().hex[:8]}:"
-    env = {key: value for key, value in os.environ.items() if "PROMETHEUS" not in key}
-    env.update(
-        ENVIRONMENT="test",
-        SECRET_KEY=TEST_SECRET,
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=prefix,
-        DATA_DIR=str(data_dir),
-        AUTO_MIGRATE="false",
-        LOG_JSON="true",
-        DB_POOL_SIZE="2",
-        DB_MAX_OVERFLOW="2",
-        **settings,
-    )
-    output = data_dir / "server.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "app", "serve"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-            ],
-            cwd=data_dir,  # no developer .env is read
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", port, process, output, data_dir, prefix)
-    try:
-        _wait_until_ready(server)
-        yield server
-    finally:
-        _stop(process)
-
-
-def _wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the server exited during start-up:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/api/v1/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not become ready:\n{server.log()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server; SIGKILL its whole process group if it has not left in time."""
-    if process.poll() is None:
-        process.terminate()
-    with suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=5)
 
 
 async def _burst(url: str, count: int) -> list[httpx.Response]:
@@ -157,7 +58,7 @@ def _scraped(server: Server, name: str, **labels: str) -> float:
 def two_workers(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str
 ) -> Iterator[Server]:
-    with _serve(
+    with serve(
         tmp_path_factory.mktemp("two-workers"),
         database_url,
         redis_url,
@@ -191,7 +92,7 @@ async def test_two_workers_metrics_add_up_to_the_requests_sent(
         return _per_worker(two_workers.metrics_dir, "http_requests_total", **health)
 
     # A worker counts a request just after sending its last byte: let the last ones land.
-    await _until(lambda: sum(per_worker().values()) >= sent)
+    await until(lambda: sum(per_worker().values()) >= sent)
     assert len(per_worker()) == 2, "both workers should have served some requests"
     assert sum(per_worker().values()) == sent
     assert _scraped(two_workers, "http_requests_total", **health) == sent
@@ -241,7 +142,7 @@ async def test_a_killed_worker_drops_out_of_the_live_gauges(
         pools = _per_worker(two_workers.metrics_dir, "db_pool_size", "gauge_livesum")
         return len(set(pools) - {victim}) == 2
 
-    await _until(replaced, within=STARTUP_SECONDS)
+    await until(replaced, within=STARTUP_SECONDS)
     # The dead worker's file still says 2 until a scrape notices the process is gone.
     assert _scraped(two_workers, "db_pool_size") == 4
     assert victim not in _per_worker(two_workers.metrics_dir, "db_pool_size", "gauge_livesum")
@@ -251,7 +152,7 @@ async def test_sigterm_lets_the_request_in_flight_finish(
     tmp_path: Path, database_url: str, redis_url: str
 ) -> None:
     body = b'{"refresh_token": "in-flight"}'
-    with _serve(tmp_path, database_url, redis_url, workers=1) as server:
+    with serve(tmp_path, database_url, redis_url, workers=1) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
             b"POST /api/v1/auth/refresh HTTP/1.1\r\nHost: localhost\r\n"
@@ -260,10 +161,10 @@ async def test_sigterm_lets_the_request_in_flight_finish(
         )
         await writer.drain()
         in_flight = {"route": "/api/v1/auth/refresh"}
-        await _until(lambda: _scraped(server, "http_requests_in_progress", **in_flight) == 1)
+        await until(lambda: _scraped(server, "http_requests_in_progress", **in_flight) == 1)
 
         server.process.send_signal(signal.SIGTERM)
-        await _until(lambda: "Shutting down" in server.log())
+        await until(lambda: "Shutting down" in server.log())
         async with httpx.AsyncClient(timeout=1) as client:
             with pytest.raises(httpx.TransportError):
                 await client.get(f"{server.url}/api/v1/health")
@@ -284,11 +185,3 @@ async def test_sigterm_lets_the_request_in_flight_finish(
             < log.index("POST /api/v1/auth/refresh 401")
             < log.index('"message": "stopped"')
         )
-
-
-async def _until(condition: Callable[[], bool], within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out")
-        await asyncio.sleep(0.05)
