@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import secrets
 from typing import Any
@@ -10,7 +11,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from app.core.config import DEFAULT_SECRET_KEY, PROJECT_ROOT, Environment, Settings
+from app.core.config import (
+    DEFAULT_SECRET_KEY,
+    MIN_SECRET_BITS,
+    MIN_SECRET_DISTINCT_CHARACTERS,
+    PROJECT_ROOT,
+    Environment,
+    Settings,
+    estimated_entropy_bits,
+)
 
 SECURE: dict[str, Any] = {
     "environment": "production",
@@ -31,7 +40,8 @@ PATTERNED_KEYS = [
     "zyxwvutsrqponmlkjihgfedcba9876543210",
     "aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpP",
     "Password123!Password123!Password123!",
-    "Xk9pQ2mL7vR4tB8nXk9pQ2mL7vR4tB8n",
+    "Xk9pQ2mL7vR4Xk9pQ2mL7vR4Xk9pQ2mL7vR4",
+    "passwordpasswordpasswordpassword",
 ]
 
 
@@ -85,11 +95,24 @@ def test_production_refuses_a_repeated_or_patterned_secret_key(key: str) -> None
 
 
 def test_random_secret_keys_are_accepted() -> None:
-    keys = [secrets.token_urlsafe(32) for _ in range(500)]
-    keys += [secrets.token_hex(32) for _ in range(500)]  # what `openssl rand -hex 32` prints
-    keys += [secrets.token_hex(16) for _ in range(500)]  # 32 characters, 128 random bits
+    keys = [secrets.token_urlsafe(32) for _ in range(200)]
+    keys += [secrets.token_hex(32) for _ in range(200)]  # what `openssl rand -hex 32` prints
+    keys += [secrets.token_hex(16) for _ in range(200)]  # 32 characters, 128 random bits
+    keys.append("43327e4eb878e4b52b458a3e77737843")  # 9 distinct characters: refused once
     refused = [key for key in keys if _settings(secret_key=key).insecure_settings()]
     assert refused == []
+
+
+def test_the_weakest_random_keys_keep_a_margin() -> None:
+    """A fixed sample, so the margin is checked without depending on luck.
+
+    20,000 draws of 32 hex characters (`openssl rand -hex 16`), the weakest format we accept:
+    none close to the threshold, and none with few distinct characters.
+    """
+    draws = random.Random(20261130)
+    keys = [f"{draws.getrandbits(128):032x}" for _ in range(20_000)]
+    assert min(estimated_entropy_bits(key) for key in keys) > MIN_SECRET_BITS + 15
+    assert min(len(set(key)) for key in keys) > MIN_SECRET_DISTINCT_CHARACTERS + 1
 
 
 def test_the_null_origin_is_accepted_without_credentials() -> None:
