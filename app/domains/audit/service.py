@@ -1,21 +1,40 @@
-"""Writing and reading the audit trail; every write records its event in its own transaction."""
+"""Writing and reading the audit trail; every write records its event in its own transaction.
+
+Every domain's writes end the same way, through an `Audited` of its entity type:
+
+    DEPARTMENTS = Audited("department", fields=("name", "code", ...))
+
+    async with DEPARTMENTS.updating(session, department, actor=actor, if_match=if_match) as change:
+        ...  # rules that may refuse the write (they raise, and nothing is recorded)
+        change.apply(changes)
+
+`creating` adds and flushes the new row (its id is known inside the block) and records the
+create; `updating` checks If-Match first, and records (and flushes, as a new version) only
+if something changed; `deleting` checks If-Match, lets the block refuse, then deletes. A
+violated constraint becomes its domain's error (`app/core/constraints.py`).
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.changes import assign
+from app.core.constraints import flush
 from app.core.logging import request_id_var
 from app.core.metrics import AUDIT_EVENTS
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
+from app.core.versioning import check_version
 from app.domains.audit.models import AuditEvent
 from app.domains.audit.schemas import AuditFilters
+from app.domains.auth.principal import Principal
 
 keyset = Keyset(AuditEvent.id, {"occurred_at": AuditEvent.occurred_at})
 
@@ -94,6 +113,111 @@ async def record(
     session.add(event)
     AUDIT_EVENTS.labels(entity_type=entity_type, action=action).inc()
     return event
+
+
+class Entity(Protocol):
+    """What every audited row has (`EntityMixin`)."""
+
+    id: int
+    version: int
+
+
+class Change:
+    """What one write changed, as its audit event records it: `{field: [old, new], ...}`."""
+
+    def __init__(self, entity: object, fields: tuple[str, ...], changes: dict[str, Any]) -> None:
+        self.entity = entity
+        self.fields = fields
+        self.changes = changes
+
+    def apply(self, values: Mapping[str, Any]) -> None:
+        """Assign `values` to the entity, recording the audited fields that changed."""
+        self.changes.update(apply(self.entity, values, self.fields))
+
+    def links(self, field: str, before: Iterable[int], after: Iterable[int]) -> bool:
+        """Record a replaced id set as `{added, removed}`; whether it changed."""
+        changed = link_changes(before, after)
+        if changed:
+            self.changes[field] = changed
+        return changed is not None
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """How the writes of one entity type end: version check, flush, audit event."""
+
+    entity_type: str
+    fields: tuple[str, ...]
+
+    @asynccontextmanager
+    async def creating(
+        self, session: AsyncSession, entity: Entity, *, actor: Principal | None
+    ) -> AsyncIterator[Change]:
+        """Insert `entity` (its id is set inside the block) and record its create event."""
+        session.add(entity)
+        await flush(session, entity)
+        change = Change(entity, self.fields, created(entity, self.fields))
+        yield change
+        await self._record(session, "create", entity.id, actor, change.changes)
+
+    @asynccontextmanager
+    async def updating(
+        self,
+        session: AsyncSession,
+        entity: Entity,
+        *,
+        actor: Principal | None,
+        if_match: list[int] | None,
+    ) -> AsyncIterator[Change]:
+        """412 unless If-Match names the current version; then a new version if anything changed.
+
+        A change of links alone is a new version too (`updated_at` is set either way).
+        """
+        check_version(entity.version, if_match)
+        change = Change(entity, self.fields, {})
+        yield change
+        if change:
+            entity.updated_at = func.now()  # type: ignore[attr-defined]
+            await flush(session, entity)
+            await self._record(session, "update", entity.id, actor, change.changes)
+
+    @asynccontextmanager
+    async def deleting(
+        self,
+        session: AsyncSession,
+        entity: Entity,
+        *,
+        actor: Principal | None,
+        if_match: list[int] | None,
+    ) -> AsyncIterator[None]:
+        """412 unless If-Match names the current version; the block may refuse (409)."""
+        check_version(entity.version, if_match)
+        before = snapshot(entity, self.fields)
+        entity_id = entity.id
+        yield
+        await session.delete(entity)
+        await flush(session, entity)
+        await self._record(session, "delete", entity_id, actor, deleted(before))
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        action: str,
+        entity_id: int,
+        actor: Principal | None,
+        changes: Mapping[str, Any],
+    ) -> None:
+        await record(
+            session,
+            actor_id=actor.user_id if actor is not None else None,
+            action=action,
+            entity_type=self.entity_type,
+            entity_id=entity_id,
+            changes=changes,
+        )
 
 
 def _filtered(filters: AuditFilters) -> Select[AuditEvent]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,26 +18,12 @@ from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import AccessClaims, InvalidToken
 from app.domains.auth.context import AuthContext, AuthDep
 from app.domains.auth.permissions import PERMISSIONS
+from app.domains.auth.principal import Principal
 from app.domains.auth.token_state import Authorization, TokenState
 from app.domains.role.models import Role
 from app.domains.user.models import User, user_roles
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller, as known from the token and Redis (no PostgreSQL query)."""
-
-    user_id: int
-    is_superuser: bool
-    permissions: frozenset[str]
-    session_id: str
-    jti: str
-    expires_at: int
-
-    def can(self, permission: str) -> bool:
-        return self.is_superuser or permission in self.permissions
 
 
 async def load_authorization(session: AsyncSession, user_id: int) -> Authorization | None:

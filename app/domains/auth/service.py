@@ -14,9 +14,9 @@ from app.core.metrics import AUTH_EVENTS
 from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import hash_refresh_token, new_refresh_token
 from app.domains.auth.context import AuthContext
-from app.domains.auth.dependencies import Principal
 from app.domains.auth.exceptions import InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
 from app.domains.auth.models import RefreshToken
+from app.domains.auth.principal import Principal
 from app.domains.auth.schemas import TokenPair
 from app.domains.user.models import User
 

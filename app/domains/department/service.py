@@ -17,7 +17,7 @@ from app.core.summaries import PersonSummary
 from app.core.trees import check_parent, lock_tree, nest, walk_subtree
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
-from app.domains.auth.dependencies import Principal
+from app.domains.auth.principal import Principal
 from app.domains.department.exceptions import (
     DepartmentCodeTaken,
     DepartmentNameTaken,

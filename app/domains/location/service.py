@@ -14,7 +14,7 @@ from app.core.search import contains
 from app.core.trees import check_parent, lock_tree, nest, walk_subtree
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
-from app.domains.auth.dependencies import Principal
+from app.domains.auth.principal import Principal
 from app.domains.location.exceptions import LocationNotFound
 from app.domains.location.models import Location
 from app.domains.location.schemas import LocationCreate, LocationFilters, LocationUpdate

@@ -16,7 +16,7 @@ from app.core.search import contains
 from app.core.trees import subtree_ids
 from app.core.versioning import check_version
 from app.domains.audit import service as audit
-from app.domains.auth.dependencies import Principal
+from app.domains.auth.principal import Principal
 from app.domains.department.models import Department
 from app.domains.location.models import Location
 from app.domains.process.exceptions import ProcessNotFound

@@ -17,7 +17,7 @@ from app.core.versioning import check_version
 from app.domains.audit import service as audit
 from app.domains.auth import delegation
 from app.domains.auth.context import AuthContext
-from app.domains.auth.dependencies import Principal
+from app.domains.auth.principal import Principal
 from app.domains.role.exceptions import RoleInUse, RoleNameTaken, RoleNotFound
 from app.domains.role.models import Role
 from app.domains.role.schemas import RoleCreate, RoleFilters, RoleUpdate

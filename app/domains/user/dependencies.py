@@ -6,7 +6,8 @@ from fastapi import Depends
 
 from app.core.database import SessionDep
 from app.core.lookups import EntityId
-from app.domains.auth.dependencies import Principal, require
+from app.domains.auth.dependencies import require
+from app.domains.auth.principal import Principal
 from app.domains.user import service as user_service
 from app.domains.user.models import User
 

@@ -21,7 +21,8 @@ from app.domains.audit import service as audit
 from app.domains.auth import delegation
 from app.domains.auth import service as auth_service
 from app.domains.auth.context import AuthContext
-from app.domains.auth.dependencies import Principal, load_authorization
+from app.domains.auth.dependencies import load_authorization
+from app.domains.auth.principal import Principal
 from app.domains.department.models import Department
 from app.domains.location.models import Location
 from app.domains.role.models import Role
