@@ -50,6 +50,7 @@ from app.core.middleware import (
 from app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from app.core.redis import create_redis
 from app.domains.auth.context import AuthContext
+from app.domains.registry import register_domain_constraints
 from app.domains.user.bootstrap import ensure_superuser
 
 logger = logging.getLogger("app")
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_ids(API_PREFIX),
         responses=EDGE_ERRORS,
     )
+    register_domain_constraints()
     install_error_handlers(app)
     _redirect_slashes_relatively(app.router)
     build_openapi = app.openapi
