@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict
 
 from app.core.database import MAX_BIGINT
 from app.core.filters import Timestamp
+from app.domains.registry import ENTITY_TYPES
 
 Action = Literal["create", "update", "delete"]
-EntityType = Literal["user", "role", "department", "location", "resource", "process"]
+if TYPE_CHECKING:
+    EntityType = str
+else:  # what the audit trail calls each domain's entities (app/domains/registry.py)
+    EntityType = Literal[ENTITY_TYPES]
 
 
 class AuditEventRead(BaseModel):

@@ -1,15 +1,11 @@
-"""The permission catalogue: `<collection>:read` and `<collection>:write`, plus `audit:read`."""
+"""The permission catalogue: `<collection>:read` and `<collection>:write`, plus `audit:read`.
+
+The collections are those of the domain registry (app/domains/registry.py).
+"""
 
 from __future__ import annotations
 
-COLLECTIONS = {
-    "users": "users",
-    "roles": "roles and their permissions",
-    "departments": "departments",
-    "locations": "locations",
-    "resources": "resources",
-    "processes": "processes and their links",
-}
+from app.domains.registry import COLLECTIONS
 
 CATALOGUE: dict[str, str] = {}
 for _name, _what in COLLECTIONS.items():
