@@ -12,16 +12,14 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from fastapi.params import Form
-from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client.metrics import Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
 from app.core.logging import request_id_var, user_id_var
 from app.core.metrics import HTTP_DURATION, HTTP_IN_PROGRESS, HTTP_REQUESTS
+from app.core.problems import problem_response
+from app.core.routes import RouteIndex
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -62,63 +60,7 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-UNMATCHED_ROUTE = "unmatched"
 _METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
-
-
-class RouteTemplates:
-    """Route templates (`/api/v1/users/{user_id}`) of requests, for labels that cannot explode.
-
-    `predict` runs before routing: static paths are one dict lookup, and only paths with
-    parameters try the route patterns whose literal prefix fits. `routed` names the route
-    the router picked (`scope["route"]`, which FastAPI sets to the route as declared in
-    its router, without the prefixes it was included under). Routes added later are
-    picked up.
-    """
-
-    def __init__(self, routes: list[BaseRoute]) -> None:
-        self._routes = routes
-        self._indexed = -1
-        self._static: dict[str, str] = {}
-        self._dynamic: list[tuple[str, re.Pattern[str], str]] = []
-        self._by_route: dict[int, str] = {}
-
-    def predict(self, path: str) -> str:
-        if len(self._routes) != self._indexed:
-            self._index()
-        template = self._static.get(path)
-        if template is not None:
-            return template
-        for prefix, pattern, template in self._dynamic:
-            if path.startswith(prefix) and pattern.match(path):
-                return template
-        return UNMATCHED_ROUTE
-
-    def routed(self, scope: Scope) -> str | None:
-        route = scope.get("route")
-        return None if route is None else self._by_route.get(id(route))
-
-    def _index(self) -> None:
-        self._static.clear()
-        self._dynamic.clear()
-        self._by_route.clear()
-        included_twice: set[int] = set()
-        for context in iter_route_contexts(self._routes):
-            template = context.path_format
-            if not isinstance(template, str):
-                continue
-            if context.param_convertors:
-                prefix = template.split("{", 1)[0]
-                self._dynamic.append((prefix, context.path_regex, template))
-            else:
-                self._static.setdefault(template, template)
-            key = id(context.original_route)
-            if key in self._by_route:
-                included_twice.add(key)
-            self._by_route[key] = template
-        for key in included_twice:
-            del self._by_route[key]
-        self._indexed = len(self._routes)
 
 
 class ObservabilityMiddleware:
@@ -133,12 +75,12 @@ class ObservabilityMiddleware:
         self,
         app: ASGIApp,
         *,
-        routes: list[BaseRoute],
+        routes: RouteIndex,
         log_requests: bool = True,
         record_metrics: bool = True,
     ) -> None:
         self.app = app
-        self.templates = RouteTemplates(routes)
+        self.routes = routes
         self.log_requests = log_requests
         self.record_metrics = record_metrics
         self._in_progress: dict[tuple[str, str], Gauge] = {}
@@ -149,7 +91,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         method = _METHODS.get(scope["method"], "other")
-        predicted = self.templates.predict(scope["path"])
+        predicted = self.routes.template(scope["path"])
         in_progress = self._in_progress_gauge(method, predicted) if self.record_metrics else None
         status = 500
         # The auth dependency names the user in this context; start every request without one.
@@ -168,7 +110,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - started
-            route = self.templates.routed(scope) or predicted
+            route = self.routes.routed(scope) or predicted
             if in_progress is not None:
                 in_progress.dec()
                 counter, histogram = self._finished_series(method, route, status)
@@ -261,7 +203,7 @@ class BodySizeLimitMiddleware:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(scope, status=413, slug="payload-too-large", detail=self.detail)
+        response = problem_response(scope, status=413, detail=self.detail)
         await response(scope, receive, send)
 
 
@@ -279,40 +221,23 @@ class JsonBodyMiddleware:
     422 about a missing body. Requests without a body, and routes that read forms, pass.
     """
 
-    def __init__(self, app: ASGIApp, *, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, *, routes: RouteIndex) -> None:
         self.app = app
-        self._routes = routes
-        self._indexed = -1
-        self._json_routes: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _sends_non_json_body(scope):
             await self.app(scope, receive, send)
             return
-        if self._reads_json(scope["method"], scope["path"]):
+        if self.routes.reads_json(scope["method"], scope["path"]):
             response = problem_response(
                 scope,
                 status=415,
-                slug="unsupported-media-type",
                 detail="This route reads JSON: send the body with Content-Type: application/json.",
             )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-    def _reads_json(self, method: str, path: str) -> bool:
-        if len(self._routes) != self._indexed:
-            self._json_routes = [
-                (context.path_regex, frozenset(context.original_route.methods or ()))
-                for context in iter_route_contexts(self._routes)
-                if isinstance(context.original_route, APIRoute)
-                and context.original_route.body_field is not None
-                and not isinstance(context.original_route.body_field.field_info, Form)
-            ]
-            self._indexed = len(self._routes)
-        return any(
-            method in methods and pattern.match(path) for pattern, methods in self._json_routes
-        )
 
 
 def _sends_non_json_body(scope: Scope) -> bool:

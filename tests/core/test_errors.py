@@ -12,12 +12,17 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.core.config import Settings
+from app.core.constraints import register_constraints
 from app.core.database import SessionDep
 from app.core.errors import Conflict
 from app.main import create_app
 from tests.conftest import make_settings
 
 PROBLEM = "application/problem+json"
+
+
+def _probe_value_taken(subject: object | None) -> Conflict:
+    return Conflict("The probe value is taken.")
 
 
 class Payload(BaseModel):
@@ -46,6 +51,15 @@ def _add_probe_routes(app: FastAPI) -> None:
     async def unique(session: SessionDep) -> None:
         await session.execute(text("CREATE TEMP TABLE t (v int CONSTRAINT uq_t_v UNIQUE)"))
         await session.execute(text("INSERT INTO t VALUES (1), (1)"))
+
+    register_constraints({"uq_probe_registered": _probe_value_taken})
+
+    @app.get("/api/v1/_probe/registered")
+    async def registered(session: SessionDep) -> None:
+        await session.execute(
+            text("CREATE TEMP TABLE r (v int CONSTRAINT uq_probe_registered UNIQUE)")
+        )
+        await session.execute(text("INSERT INTO r VALUES (1), (1)"))
 
     @app.get("/api/v1/_probe/nul")
     async def nul(session: SessionDep) -> None:
@@ -173,6 +187,16 @@ async def test_unique_violation_answers_409_not_500(probe: AsyncClient) -> None:
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["constraint"] == "uq_t_v"
     assert "already exists" in response.json()["detail"]
+
+
+async def test_registered_constraint_answers_its_domain_error(probe: AsyncClient) -> None:
+    response = await probe.get("/api/v1/_probe/registered")
+    assert response.status_code == 409
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    _assert_problem(body, 409)
+    assert body["detail"] == "The probe value is taken."
+    assert "constraint" not in body
 
 
 async def test_nul_byte_in_text_answers_422_not_500(probe: AsyncClient) -> None:

@@ -26,7 +26,7 @@ import redis
 
 from app.core.config import PROJECT_ROOT
 from app.core.database import async_url, create_database_if_missing, drop_database
-from app.core.errors import TITLES
+from app.core.errors import STATUSES
 from app.core.migrations import upgrade
 from tests.conftest import TEST_SECRET
 from tests.serving import Server, serve
@@ -200,7 +200,7 @@ def test_the_sample_problem_has_the_title_the_server_sends() -> None:
     sample = re.search(r"```json\n(\{.*?\})\n```", API_DOC.read_text(), re.S)
     assert sample is not None
     problem = json.loads(sample[1])
-    assert problem["title"] == TITLES[problem["status"]]
+    assert problem["title"] == STATUSES[problem["status"]].title
 
 
 @pytest.mark.slow
