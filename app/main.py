@@ -25,12 +25,7 @@ from app.api.router import API_ROUTERS
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.embedded import require_service_urls
-from app.core.errors import (
-    EDGE_ERRORS,
-    CatchAllMiddleware,
-    install_error_handlers,
-    problems_as_problem_json,
-)
+from app.core.errors import EDGE_ERRORS
 from app.core.heap import settle_startup_heap
 from app.core.logging import configure_logging
 from app.core.metrics import (
@@ -47,8 +42,14 @@ from app.core.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.core.problems import (
+    CatchAllMiddleware,
+    install_error_handlers,
+    problems_as_problem_json,
+)
 from app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from app.core.redis import create_redis
+from app.core.routes import RouteIndex
 from app.domains.auth.context import AuthContext
 from app.domains.registry import register_domain_constraints
 from app.domains.user.bootstrap import ensure_superuser
@@ -72,10 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = create_redis(resolved)
         auth = AuthContext.build(resolved, redis)
         rate_limiter = RateLimiter(
-            redis,
-            auth.tokens,
-            key_prefix=resolved.redis_key_prefix,
-            token_state_keys=auth.token_state.claims_keys,
+            redis, callers=auth.callers, key_prefix=resolved.redis_key_prefix
         )
         if resolved.metrics_enabled:
             instrument_engine(engine, max_overflow=resolved.db_max_overflow)
@@ -124,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=EDGE_ERRORS,
     )
     register_domain_constraints()
-    install_error_handlers(app)
+    routes = RouteIndex(app.router.routes)
+    install_error_handlers(app, routes=routes)
     _redirect_slashes_relatively(app.router)
     build_openapi = app.openapi
     app.openapi = lambda: problems_as_problem_json(build_openapi())  # type: ignore[method-assign]
@@ -136,17 +135,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title=f"{app.title} - Swagger UI", openapi_url=f"{API_PREFIX}/openapi.json"
     )
     swagger_ui.install(app)
-    _add_middleware(app, settings, swagger_ui)
+    _add_middleware(app, settings, swagger_ui, routes)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings, swagger_ui: SwaggerUI) -> None:
+def _add_middleware(
+    app: FastAPI, settings: Settings, swagger_ui: SwaggerUI, routes: RouteIndex
+) -> None:
     """Wire the edge middleware (docs/observability.md lists the order and why)."""
     # Added innermost first: the last one added is the outermost. The access log, the
     # metrics and the security headers wrap the body limit and the rate limiter, so that
     # 413 and 429 answers are logged, counted and carry the headers like any other.
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(JsonBodyMiddleware, routes=app.router.routes)
+    app.add_middleware(JsonBodyMiddleware, routes=routes)
     if settings.rate_limit_enabled:
         app.add_middleware(
             RateLimitMiddleware,
@@ -167,7 +168,7 @@ def _add_middleware(app: FastAPI, settings: Settings, swagger_ui: SwaggerUI) -> 
     if settings.access_log_enabled or settings.metrics_enabled:
         app.add_middleware(
             ObservabilityMiddleware,
-            routes=app.router.routes,
+            routes=routes,
             log_requests=settings.access_log_enabled,
             record_metrics=settings.metrics_enabled,
         )

@@ -8,15 +8,20 @@ before and after on their machine:
 
 - `no-heap-settle`: no `gc.freeze()` and default collector thresholds (change 8).
 - `two-redis-round-trips`: the rate limiter does not read the token state along with its
-  bucket, so the token check makes its own `MGET` (change 6).
+  bucket, so the token check makes its own `MGET` (change 6): the lifespan's
+  `rate_limiter` is built with callers that prefetch nothing.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 EXPERIMENTS = set(filter(None, os.environ.get("EXPERIMENTS", "").split(",")))
 KNOWN = {"no-heap-settle", "two-redis-round-trips"}
@@ -31,12 +36,27 @@ def create_app() -> FastAPI:
 
     if "no-heap-settle" in EXPERIMENTS:
         main.settle_startup_heap = lambda: None  # type: ignore[assignment]
+    app = main.create_configured_app()
     if "two-redis-round-trips" in EXPERIMENTS:
-        limiter = main.RateLimiter
+        app.router.lifespan_context = _without_prefetch(app.router.lifespan_context)
+    return app
 
-        def without_token_state(*args: Any, **kwargs: Any) -> Any:
-            kwargs.pop("token_state_keys", None)
-            return limiter(*args, **kwargs)
 
-        main.RateLimiter = without_token_state  # type: ignore[misc]
-    return main.create_configured_app()
+def _without_prefetch(lifespan: Lifespan) -> Lifespan:
+    """The same lifespan, with a rate limiter that reads nothing along with its buckets."""
+    from app.core.ratelimit import RateLimiter
+    from app.domains.auth.callers import TokenCallers
+    from app.domains.auth.context import AuthContext
+
+    @asynccontextmanager
+    async def wrapped(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            auth: AuthContext = state["auth"]
+            state["rate_limiter"] = RateLimiter(
+                state["redis"],
+                callers=TokenCallers(auth.tokens, auth.token_state, prefetch=False),
+                key_prefix=auth.settings.redis_key_prefix,
+            )
+            yield state
+
+    return wrapped

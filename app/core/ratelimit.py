@@ -1,14 +1,16 @@
 """Rate limits shared by every worker and replica: a token bucket per caller in Redis.
 
-A caller is the user of a valid bearer token, else the client address (which the proxy
-headers middleware has already taken from `X-Forwarded-For` when the peer is a trusted
-proxy). The sign-in routes count per address whatever token comes along: a token must not
-buy a fresh bucket of password guesses. Each route group has its own rate; probes and
-metrics are exempt.
+Who the caller is, the edge asks through an interface that auth implements (`Callers`):
+`identify(scope)` answers a signed-in `Caller` (bucketed by their user id), or None for
+the client address (which the proxy headers middleware has already taken from
+`X-Forwarded-For` when the peer is a trusted proxy). The sign-in routes count per address
+whatever token comes along: a token must not buy a fresh bucket of password guesses. Each
+route group has its own rate; probes and metrics are exempt.
 
-For a bearer token, the same round trip also reads the keys the token check will need
-(`token_state_keys`), and leaves their values in the request's scope as a
-`PrefetchedReads`: an authenticated request then costs one Redis round trip, not two.
+A `Caller` also names the Redis keys its token check will read (`reads`): the bucket's
+script reads them in the same round trip and hands their values back (`keep`), so an
+authenticated request costs one Redis round trip, not two. This module knows nothing of
+tokens.
 """
 
 from __future__ import annotations
@@ -16,19 +18,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.errors import problem_response, redis_problem
 from app.core.metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
+from app.core.problems import problem_response, redis_problem
 from app.core.redis import REDIS_UNREACHABLE, RedisPoolExhausted
-from app.core.security import AccessClaims, InvalidToken, TokenCodec
 
 logger = logging.getLogger("app.ratelimit")
 
@@ -65,11 +66,26 @@ _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # so an outage costs one slow attempt per pause instead of one per request.
 OUTAGE_PAUSE_SECONDS = 1.0
 OUTAGE_WARNING_INTERVAL_SECONDS = 60.0
-# The scope's key for a PrefetchedReads. Not in scope["state"]: servers need not copy
-# that dict per request, so it may be shared by every request of the process.
-PREFETCHED_READS = "process_atlas.prefetched_reads"
 
-TokenStateKeys = Callable[[AccessClaims], list[str]]
+
+class Caller(Protocol):
+    """A signed-in caller: their user id, and the keys their token check will read."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def reads(self) -> Sequence[str]: ...
+
+    def keep(self, scope: Scope, values: list[Any]) -> None:
+        """Receive the values of `reads`, read in the bucket's round trip."""
+
+
+class Callers(Protocol):
+    """Who is calling, as far as the rate limiter needs to know (implemented by auth)."""
+
+    def identify(self, scope: Scope) -> Caller | None:
+        """The signed-in caller (no Redis), or None: then the client address is the caller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +101,6 @@ class Rate:
 
 
 @dataclass(frozen=True, slots=True)
-class PrefetchedReads:
-    """Values of `token_state_keys(claims)`, read with the rate-limit bucket."""
-
-    jti: str
-    values: list[Any]
-
-
-@dataclass(frozen=True, slots=True)
 class RouteGroup:
     name: str
     rate: Rate
@@ -105,57 +113,35 @@ class Decision:
     allowed: bool
     remaining: int
     retry_after: int
-    prefetched: PrefetchedReads | None = None
 
 
 class RateLimiter:
     """Token buckets in Redis, each refilled and taken from atomically by one Lua script."""
 
-    def __init__(
-        self,
-        redis: Redis,
-        tokens: TokenCodec,
-        *,
-        key_prefix: str,
-        token_state_keys: TokenStateKeys | None = None,
-    ) -> None:
+    def __init__(self, redis: Redis, *, callers: Callers, key_prefix: str) -> None:
         self._take = redis.register_script(BUCKET_SCRIPT)
-        self._tokens = tokens
+        self._callers = callers
         self._prefix = f"{key_prefix}ratelimit:"
-        self._token_state_keys = token_state_keys
-
-    def claims(self, scope: Scope) -> AccessClaims | None:
-        """The claims of a valid bearer token (signature and expiry only; no Redis)."""
-        token = _bearer_token(scope)
-        if token is None:
-            return None
-        try:
-            return self._tokens.decode(token)
-        except InvalidToken:
-            return None
 
     async def take(self, group: RouteGroup, scope: Scope) -> Decision:
-        """Take one token from the caller's bucket of `group`."""
-        claims = self.claims(scope)
-        if claims is not None and group.per_user:
-            caller = f"user:{claims.user_id}"
+        """Take one token from the caller's bucket of `group`; hand the caller their reads."""
+        caller = self._callers.identify(scope)
+        if caller is not None and group.per_user:
+            bucket = f"user:{caller.user_id}"
         else:
             client = scope.get("client")
-            caller = f"ip:{client[0] if client else 'unknown'}"
-        reads = (
-            self._token_state_keys(claims)
-            if claims is not None and self._token_state_keys is not None
-            else []
-        )
+            bucket = f"ip:{client[0] if client else 'unknown'}"
+        reads = caller.reads if caller is not None else ()
         allowed, remaining, retry_ms, values = await self._take(
-            keys=[f"{self._prefix}{group.name}:{caller}", *reads],
+            keys=[f"{self._prefix}{group.name}:{bucket}", *reads],
             args=[group.rate.limit, group.rate.period_seconds * 1000],
         )
+        if caller is not None and reads:
+            caller.keep(scope, values)
         return Decision(
             allowed=bool(allowed),
             remaining=int(remaining),
             retry_after=max(1, math.ceil(int(retry_ms) / 1000)),
-            prefetched=PrefetchedReads(claims.jti, values) if reads and claims else None,
         )
 
 
@@ -202,8 +188,6 @@ class RateLimitMiddleware:
         if decision is None:
             await self.app(scope, receive, send)
             return
-        if decision.prefetched is not None:
-            scope[PREFETCHED_READS] = decision.prefetched
         headers = [group.limit_header, (b"x-ratelimit-remaining", b"%d" % decision.remaining)]
         if not decision.allowed:
             RATE_LIMITED.labels(group.name).inc()
@@ -256,16 +240,6 @@ class RateLimitMiddleware:
                 "rate limiter: Redis unreachable (%s); letting requests through unchecked",
                 type(error).__name__,
             )
-
-
-def _bearer_token(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            return token.strip() or None
-    return None
 
 
 def _group(name: str, spec: str, *, per_user: bool) -> RouteGroup:

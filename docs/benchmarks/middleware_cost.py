@@ -29,7 +29,6 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Environment, Settings
-from app.core.errors import CatchAllMiddleware
 from app.core.logging import JsonFormatter
 from app.core.middleware import (
     BodySizeLimitMiddleware,
@@ -37,8 +36,10 @@ from app.core.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.core.problems import CatchAllMiddleware
 from app.core.ratelimit import RateLimiter, RateLimitMiddleware
-from app.core.security import TokenCodec
+from app.core.routes import RouteIndex
+from app.domains.auth.context import AuthContext
 from app.main import create_app
 
 DATABASE_URL = os.environ.get(
@@ -135,9 +136,10 @@ async def _ok(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def alone(requests: int, rounds: int) -> None:
     settings = _settings(rate_limit_enabled=True)
-    routes = create_app(settings).router.routes
+    routes = RouteIndex(create_app(settings).router.routes)
     redis = Redis.from_url(REDIS_URL)
-    state = {"rate_limiter": RateLimiter(redis, TokenCodec(settings), key_prefix="pa-bench:")}
+    callers = AuthContext.build(settings, redis).callers
+    state = {"rate_limiter": RateLimiter(redis, callers=callers, key_prefix="pa-bench:")}
     wrapped: dict[str, ASGIApp] = {
         "no middleware": _ok,
         "request id": RequestIdMiddleware(_ok),

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.security import PasswordHashing, TokenCodec
+from app.domains.auth.callers import TokenCallers
 from app.domains.auth.throttle import LoginThrottle
 from app.domains.auth.token_state import TokenStateStore
 
@@ -21,15 +22,19 @@ class AuthContext:
     tokens: TokenCodec
     token_state: TokenStateStore
     login_throttle: LoginThrottle
+    callers: TokenCallers  # the rate limiter's view of who is calling
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> AuthContext:
+        tokens = TokenCodec(settings)
+        token_state = TokenStateStore(redis, settings.redis_key_prefix)
         return cls(
             settings=settings,
             passwords=PasswordHashing(settings),
-            tokens=TokenCodec(settings),
-            token_state=TokenStateStore(redis, settings.redis_key_prefix),
+            tokens=tokens,
+            token_state=token_state,
             login_throttle=LoginThrottle(redis, settings),
+            callers=TokenCallers(tokens, token_state),
         )
 
 

@@ -7,41 +7,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import SessionDep
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.logging import user_id_var
-from app.core.ratelimit import PREFETCHED_READS, PrefetchedReads
 from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import AccessClaims, InvalidToken
+from app.domains.auth.callers import prefetched_values
 from app.domains.auth.context import AuthContext, AuthDep
 from app.domains.auth.permissions import PERMISSIONS
 from app.domains.auth.principal import Principal
-from app.domains.auth.token_state import Authorization, TokenState
-from app.domains.role.models import Role
-from app.domains.user.models import User, user_roles
+from app.domains.auth.queries import load_authorization
+from app.domains.auth.token_state import TokenState
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-
-
-async def load_authorization(session: AsyncSession, user_id: int) -> Authorization | None:
-    """The user's flags and the union of their roles' permissions, from PostgreSQL."""
-    user = (
-        await session.execute(select(User.is_active, User.is_superuser).where(User.id == user_id))
-    ).one_or_none()
-    if user is None:
-        return None
-    rows = await session.scalars(
-        select(Role.permissions)
-        .join(user_roles, user_roles.c.role_id == Role.id)
-        .where(user_roles.c.user_id == user_id)
-    )
-    granted = frozenset(p for permissions in rows for p in permissions) & PERMISSIONS
-    return Authorization(
-        is_active=user.is_active, is_superuser=user.is_superuser, permissions=granted
-    )
 
 
 async def current_principal(
@@ -88,9 +67,9 @@ async def current_principal(
 
 async def _token_state(request: Request, auth: AuthContext, claims: AccessClaims) -> TokenState:
     # The rate limiter read the same keys moments ago, in its own round trip.
-    prefetched: PrefetchedReads | None = request.scope.get(PREFETCHED_READS)
-    if prefetched is not None and prefetched.jti == claims.jti:
-        return auth.token_state.parse(prefetched.values)
+    values = prefetched_values(request.scope, claims.jti)
+    if values is not None:
+        return auth.token_state.parse(values)
     return await auth.token_state.read(claims)
 
 
@@ -112,4 +91,3 @@ def require(permission: str | None) -> Callable[[Principal], Awaitable[Principal
 
 
 Authenticated = Annotated[Principal, Depends(require(None))]
-AuditRead = Annotated[Principal, Depends(require("audit:read"))]

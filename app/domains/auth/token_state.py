@@ -69,12 +69,9 @@ class TokenStateStore:
             self._key("roles-epoch"),
         ]
 
-    def claims_keys(self, claims: AccessClaims) -> list[str]:
-        return self.keys(claims.user_id, claims.session_id)
-
     async def read(self, claims: AccessClaims) -> TokenState:
         """Everything a token check needs, in one MGET."""
-        return self.parse(await self.redis.mget(self.claims_keys(claims)))
+        return self.parse(await self.redis.mget(self.keys(claims.user_id, claims.session_id)))
 
     @staticmethod
     def parse(values: Sequence[bytes | str | None]) -> TokenState:
