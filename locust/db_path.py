@@ -2,7 +2,7 @@
 
     .venv/bin/python locust/db_path.py [--database NAME] [--reads 1500]
 
-No HTTP, no other layer: what `process_service.read` inside a request's session costs
+No HTTP, no other layer: what `process_queries.read` inside a request's session costs
 this process, with `DB_POOL_PRE_PING` on and off (best and median of 3 rounds). Steadier
 than any load test on a shared machine, so it is how the hot-path changes of
 docs/benchmarks.md were measured; to compare with another version of the code, run it
@@ -27,7 +27,7 @@ import bench
 async def measure(url: str, reads: int) -> list[str]:
     from app.core.config import Settings
     from app.core.database import create_engine, create_sessionmaker
-    from app.domains.process import service as process_service
+    from app.domains.process import queries as process_queries
 
     lines = [
         "| DB_POOL_PRE_PING | CPU us per read (best of 3) | median | wall us |",
@@ -39,7 +39,7 @@ async def measure(url: str, reads: int) -> list[str]:
 
         async def once(index: int, sessionmaker: Any = sessionmaker) -> None:
             async with sessionmaker() as session:
-                await process_service.read(session, 1 + index % 500)
+                await process_queries.read(session, 1 + index % 500)
                 await session.commit()
 
         for index in range(100):

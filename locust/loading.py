@@ -5,7 +5,7 @@
 Both paths end in the API's `ProcessRead` models. "selectinload" maps the owner, author
 and four link collections as relationships (view-only, for this script alone) and loads
 them the way an ORM-first service would: `selectinload` for each collection, `joinedload`
-for the two people. "one statement" is the service's own `read` and `list_processes`
+for the two people. "one statement" is the API's own `queries.read` and `queries.list`
 (`json_agg` subqueries). Reports wall time and this process's CPU time per call, and
 statements per call. Makes a fresh seeded database unless --database names one.
 """
@@ -35,17 +35,21 @@ async def run(database: str, reads: int) -> str:
     from app.core.config import Settings
     from app.core.database import create_engine, create_sessionmaker
     from app.core.pagination import PageParams
-    from app.domains.process import service as process_service
+    from app.domains.process import queries as process_queries
     from app.domains.process.models import Process
+    from app.domains.process.queries import LINKS
     from app.domains.process.schemas import ProcessFilters, ProcessRead
-    from app.domains.process.views import LINKS
     from app.domains.user.models import User
 
     mapper = Process.__mapper__
-    for name, (link, target, _) in LINKS.items():
+    names = [link.name for link in LINKS.values()]
+    for link in LINKS.values():
+        target = link.target
         mapper.add_property(
-            f"bench_{name}",
-            relationship(target, secondary=link, viewonly=True, lazy="raise", order_by=target.id),
+            f"bench_{link.name}",
+            relationship(
+                target, secondary=link.table, viewonly=True, lazy="raise", order_by=target.id
+            ),
         )
     for name, column in (("owner", Process.owner_id), ("created_by", Process.created_by_id)):
         mapper.add_property(
@@ -53,7 +57,7 @@ async def run(database: str, reads: int) -> str:
             relationship(User, foreign_keys=[column], viewonly=True, lazy="raise"),
         )
     options = [
-        *(selectinload(getattr(Process, f"bench_{name}")) for name in LINKS),
+        *(selectinload(getattr(Process, f"bench_{name}")) for name in names),
         joinedload(Process.bench_owner),  # type: ignore[attr-defined]
         joinedload(Process.bench_created_by),  # type: ignore[attr-defined]
     ]
@@ -72,7 +76,7 @@ async def run(database: str, reads: int) -> str:
                 "owner": person(process.bench_owner),
                 **{
                     name: [{"id": t.id, "name": t.name} for t in getattr(process, f"bench_{name}")]
-                    for name in LINKS
+                    for name in names
                 },
                 "created_at": process.created_at,
                 "updated_at": process.updated_at,
@@ -110,7 +114,7 @@ async def run(database: str, reads: int) -> str:
         as_read(process)
 
     async def one_statement(session: AsyncSession, process_id: int) -> None:
-        ProcessRead.model_validate(await process_service.read(session, process_id))
+        await process_queries.read(session, process_id)
 
     async def page_selectin(session: AsyncSession, _: int) -> None:
         rows = (
@@ -125,10 +129,9 @@ async def run(database: str, reads: int) -> str:
         [as_read(process) for process in rows[:100]]
 
     async def page_statement(session: AsyncSession, _: int) -> None:
-        page = await process_service.list_processes(
+        await process_queries.list(
             session, filters=ProcessFilters(), page=PageParams(100, None, None, False)
         )
-        [ProcessRead.model_validate(row) for row in page.items]
 
     async def measure(
         call: Callable[[AsyncSession, int], Awaitable[None]], count: int

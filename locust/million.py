@@ -9,7 +9,7 @@ migrates it, seeds the demo organisation and adds the processes in bulk with
 kind per process, statuses, criticalities, owners and creation dates spread like the
 demo's, then ANALYZE.
 
-`explain` builds the statements exactly as the API does (`process_service` filters,
+`explain` builds the statements exactly as the API does (`process_queries` filters,
 `Keyset.apply` with a real cursor) and, for each, times the first page against a page deep
 in the keyset order (a cursor 90 % of the way through) and prints the plan, flagging any
 sequential scan of processes or a link table.
@@ -163,7 +163,7 @@ async def explain(repeat: int) -> str:
     from app.core.pagination import PageParams
     from app.domains.department.models import Department
     from app.domains.location.models import Location
-    from app.domains.process import service as process_service
+    from app.domains.process import queries as process_queries
     from app.domains.process.models import (
         Process,
         process_departments,
@@ -171,8 +171,8 @@ async def explain(repeat: int) -> str:
         process_resources,
         process_roles,
     )
+    from app.domains.process.queries import PROCESSES_BY_IDS
     from app.domains.process.schemas import ProcessFilters
-    from app.domains.process.views import PROCESSES_BY_IDS
 
     server_url, _ = bench.resolve_servers()
     url = bench.with_database(server_url, DATABASE)
@@ -188,7 +188,7 @@ async def explain(repeat: int) -> str:
 
     sessionmaker = create_sessionmaker(engine)
     lines: list[str] = []
-    keyset = process_service.keyset
+    keyset = process_queries.keyset
     async with sessionmaker() as session:
         total = await session.scalar(select(func.count()).select_from(Process))
 
@@ -290,13 +290,13 @@ async def explain(repeat: int) -> str:
         for label, raw in _filters().items():
             values = {k: ids[v] if isinstance(v, str) and v in ids else v for k, v in raw.items()}
             filters = ProcessFilters.model_validate(values)
-            conditions = process_service._conditions(filters)
+            conditions = process_queries._conditions(filters)
             matching = await session.scalar(
                 select(func.count()).select_from(select(Process.id).where(*conditions).subquery())
             )
             for sort in SORTS if label == "none" else (None, "-created_at"):
                 first_params = PageParams(50, None, sort, False)
-                first = process_service.page_statement(filters, first_params)
+                first = process_queries.page_statement(filters, first_params)
                 first_ms, first_median = await timed(first)
                 deep_ms = deep_median = float("nan")
                 deep = None
@@ -308,7 +308,7 @@ async def explain(repeat: int) -> str:
                     ).one()
                     cursor = keyset._encode(keyset.order(sort), list(row))
                     deep_params = PageParams(50, cursor, sort, False)
-                    deep = process_service.page_statement(filters, deep_params)
+                    deep = process_queries.page_statement(filters, deep_params)
                     deep_ms, deep_median = await timed(deep)
                 ratio = deep_ms / first_ms if first_ms else float("nan")
                 deep_text = (

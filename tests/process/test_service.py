@@ -9,7 +9,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.pagination import PageParams
-from app.domains.process import service as process_service
+from app.domains.process import queries as process_queries
 from app.domains.process.models import Process
 from app.domains.process.schemas import ProcessFilters
 from tests.factories import Factory
@@ -39,7 +39,7 @@ async def test_a_process_deleted_between_the_two_statements_leaves_the_page(
             return result
 
         reader.execute = execute_then_delete  # type: ignore[method-assign]
-        page = await process_service.list_processes(
+        page = await process_queries.list(
             reader, filters=ProcessFilters(), page=PageParams(10, None, None, False)
         )
     assert [row.id for row in page.items] == [created[0], created[2]]

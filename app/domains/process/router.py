@@ -1,22 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import Row
 
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
-from app.core.lookups import EntityId, get_or_raise
+from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
-from app.domains.department.models import Department
-from app.domains.location.models import Location
+from app.domains.process import queries as process_queries
 from app.domains.process import service as process_service
 from app.domains.process.dependencies import LockedProcess, ProcessesRead, ProcessesWrite
 from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessRead, ProcessUpdate
-from app.domains.resource.models import Resource
-from app.domains.role.models import Role
 
 router = APIRouter(prefix="/processes", tags=["processes"])
 reverse_router = APIRouter(tags=["processes"])
@@ -28,9 +24,9 @@ async def list_processes(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[ProcessFilters, Query()],
-) -> PageResult[Row[Any]]:
+) -> PageResult[ProcessRead]:
     """List processes with their links, filtered and keyset-paginated."""
-    return await process_service.list_processes(session, filters=filters, page=page)
+    return await process_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -41,7 +37,7 @@ async def list_processes(
 )
 async def create_process(
     actor: ProcessesWrite, data: ProcessCreate, session: SessionDep, response: Response
-) -> Row[Any]:
+) -> ProcessRead:
     """Create a process and link it to departments, locations, resources and roles."""
     process = await process_service.create(session, data=data, actor=actor)
     response.headers["Location"] = f"/api/v1/processes/{process.id}"
@@ -56,9 +52,10 @@ async def create_process(
 )
 async def read_process(
     _: ProcessesRead, process_id: EntityId, session: SessionDep, response: Response
-) -> Row[Any]:
+) -> ProcessRead:
     """One process with owner, author and link summaries."""
-    process = await process_service.read(session, process_id)
+    # One statement, which also answers the 404: no loader of the row before it.
+    process = await process_queries.read(session, process_id)
     set_etag(response, process.version)
     return process
 
@@ -75,7 +72,7 @@ async def update_process(
     session: SessionDep,
     expected: IfMatch,
     response: Response,
-) -> Row[Any]:
+) -> ProcessRead:
     """Update a process; link lists that are present replace the current set."""
     updated = await process_service.update(
         session, process=process, data=data, actor=actor, if_match=expected
@@ -96,47 +93,60 @@ async def delete_process(
     await process_service.delete(session, process=process, actor=actor, if_match=expected)
 
 
-async def _linked_page(
-    session: SessionDep, page: PageParamsDep, model: Any, entity_id: int, filter_name: str
-) -> PageResult[Row[Any]]:
-    await get_or_raise(session, model, entity_id)
-    filters = ProcessFilters.model_validate({filter_name: entity_id})
-    return await process_service.list_processes(session, filters=filters, page=page)
+LINKED_RESPONSES = {**AUTHENTICATED_ERRORS, **problem_responses(404)}
 
 
-REVERSE = {
-    "response_model": Page[ProcessRead],
-    "responses": {**AUTHENTICATED_ERRORS, **problem_responses(404)},
-}
-
-
-@reverse_router.get("/departments/{department_id}/processes", **REVERSE)  # type: ignore[arg-type]
+@reverse_router.get(
+    "/departments/{department_id}/processes",
+    response_model=Page[ProcessRead],
+    responses=LINKED_RESPONSES,
+)
 async def list_department_processes(
     _: ProcessesRead, department_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[Row[Any]]:
+) -> PageResult[ProcessRead]:
     """Processes linked to a department, keyset-paginated."""
-    return await _linked_page(session, page, Department, department_id, "department_id")
+    return await process_queries.list_linked(
+        session, link=process_queries.DEPARTMENTS, target_id=department_id, page=page
+    )
 
 
-@reverse_router.get("/locations/{location_id}/processes", **REVERSE)  # type: ignore[arg-type]
+@reverse_router.get(
+    "/locations/{location_id}/processes",
+    response_model=Page[ProcessRead],
+    responses=LINKED_RESPONSES,
+)
 async def list_location_processes(
     _: ProcessesRead, location_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[Row[Any]]:
+) -> PageResult[ProcessRead]:
     """Processes linked to a location, keyset-paginated."""
-    return await _linked_page(session, page, Location, location_id, "location_id")
+    return await process_queries.list_linked(
+        session, link=process_queries.LOCATIONS, target_id=location_id, page=page
+    )
 
 
-@reverse_router.get("/resources/{resource_id}/processes", **REVERSE)  # type: ignore[arg-type]
+@reverse_router.get(
+    "/resources/{resource_id}/processes",
+    response_model=Page[ProcessRead],
+    responses=LINKED_RESPONSES,
+)
 async def list_resource_processes(
     _: ProcessesRead, resource_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[Row[Any]]:
+) -> PageResult[ProcessRead]:
     """Processes that use a resource, keyset-paginated."""
-    return await _linked_page(session, page, Resource, resource_id, "resource_id")
+    return await process_queries.list_linked(
+        session, link=process_queries.RESOURCES, target_id=resource_id, page=page
+    )
 
 
-@reverse_router.get("/roles/{role_id}/processes", **REVERSE)  # type: ignore[arg-type]
+@reverse_router.get(
+    "/roles/{role_id}/processes",
+    response_model=Page[ProcessRead],
+    responses=LINKED_RESPONSES,
+)
 async def list_role_processes(
     _: ProcessesRead, role_id: EntityId, session: SessionDep, page: PageParamsDep
-) -> PageResult[Row[Any]]:
+) -> PageResult[ProcessRead]:
     """Processes a role takes part in, keyset-paginated."""
-    return await _linked_page(session, page, Role, role_id, "role_id")
+    return await process_queries.list_linked(
+        session, link=process_queries.ROLES, target_id=role_id, page=page
+    )
