@@ -20,6 +20,8 @@ ModelT = TypeVar("ModelT", bound=Base)
 EntityId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The entity's id.")]
 StrictId = Annotated[int, Strict(), Field(ge=1, le=MAX_BIGINT)]
 """An id in a JSON body: a JSON integer, never `"7"` or `true` read as one."""
+OptionalId = Annotated[int | None, Field(ge=1, le=MAX_BIGINT)]
+"""An optional id a list filters by (`?parent_id=7`); absent: no filter."""
 MAX_LINKS = 500
 IdList = Annotated[
     list[StrictId],

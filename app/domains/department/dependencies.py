@@ -8,7 +8,7 @@ from app.core.database import SessionDep
 from app.core.lookups import EntityId
 from app.domains.auth.dependencies import require
 from app.domains.auth.principal import Principal
-from app.domains.department import service as department_service
+from app.domains.department import queries as department_queries
 from app.domains.department.models import Department
 
 DepartmentsRead = Annotated[Principal, Depends(require("departments:read"))]
@@ -16,12 +16,12 @@ DepartmentsWrite = Annotated[Principal, Depends(require("departments:write"))]
 
 
 async def valid_department(department_id: EntityId, session: SessionDep) -> Department:
-    return await department_service.get(session, department_id)
+    return await department_queries.get(session, department_id)
 
 
 async def department_for_update(department_id: EntityId, session: SessionDep) -> Department:
-    """The department row, locked until the request's transaction ends."""
-    return await department_service.get(session, department_id, for_update=True)
+    """The tree lock, then the department's row lock, both until the transaction ends."""
+    return await department_queries.lock_tree_and_get(session, department_id)
 
 
 ValidDepartment = Annotated[Department, Depends(valid_department)]

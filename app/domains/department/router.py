@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -9,6 +9,7 @@ from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
+from app.domains.department import queries as department_queries
 from app.domains.department import service as department_service
 from app.domains.department.dependencies import (
     DepartmentsRead,
@@ -35,7 +36,7 @@ async def list_departments(
     filters: Annotated[DepartmentFilters, Query()],
 ) -> PageResult[DepartmentRead]:
     """List departments, filtered and keyset-paginated."""
-    return await department_service.list_departments(session, filters=filters, page=page)
+    return await department_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -64,7 +65,7 @@ async def read_department(
 ) -> DepartmentRead:
     """One department, with its manager."""
     set_etag(response, department.version)
-    return await department_service.view(session, department)
+    return await department_queries.read(session, department)
 
 
 @router.get(
@@ -74,9 +75,9 @@ async def read_department(
 )
 async def read_department_tree(
     _: DepartmentsRead, department_id: EntityId, session: SessionDep
-) -> dict[str, Any]:
+) -> DepartmentNode:
     """A department and all its descendants, nested under `children`."""
-    return await department_service.subtree(session, department_id)
+    return await department_queries.subtree(session, department_id)
 
 
 @router.patch(
@@ -109,6 +110,4 @@ async def delete_department(
     actor: DepartmentsWrite, department: LockedDepartment, session: SessionDep, expected: IfMatch
 ) -> None:
     """Delete a department with no children, users or resources; process links go with it."""
-    await department_service.delete_department(
-        session, department=department, actor=actor, if_match=expected
-    )
+    await department_service.delete(session, department=department, actor=actor, if_match=expected)

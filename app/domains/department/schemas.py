@@ -6,8 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.changes import Omittable
-from app.core.database import MAX_BIGINT
-from app.core.lookups import StrictId
+from app.core.lookups import OptionalId, StrictId
 from app.core.summaries import PersonSummary
 
 DepartmentName = Annotated[
@@ -19,7 +18,6 @@ DepartmentCode = Annotated[
     Field(description="A short code, unique across all departments (case-sensitive)."),
 ]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-RowId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 
 
 class DepartmentCreate(BaseModel):
@@ -44,13 +42,6 @@ class DepartmentUpdate(BaseModel):
     description: Description | None = None
     parent_id: StrictId | None = None
     manager_id: StrictId | None = None
-
-
-class DepartmentSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
 
 
 class DepartmentRead(BaseModel):
@@ -83,9 +74,9 @@ class DepartmentFilters(BaseModel):
     q: Annotated[str | None, StringConstraints(max_length=200)] = Field(
         default=None, description="Case-insensitive text in the name or code."
     )
-    parent_id: RowId | None = Field(default=None, description="Direct children of this one.")
+    parent_id: OptionalId = Field(default=None, description="Direct children of this one.")
     root: bool | None = Field(
         default=None, description="`true`: only top-level departments; `false`: only the others."
     )
-    manager_id: RowId | None = None
-    created_by_id: RowId | None = None
+    manager_id: OptionalId = None
+    created_by_id: OptionalId = None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -9,6 +9,7 @@ from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
+from app.domains.location import queries as location_queries
 from app.domains.location import service as location_service
 from app.domains.location.dependencies import (
     LocationsRead,
@@ -16,7 +17,6 @@ from app.domains.location.dependencies import (
     LockedLocation,
     ValidLocation,
 )
-from app.domains.location.models import Location
 from app.domains.location.schemas import (
     LocationCreate,
     LocationFilters,
@@ -34,9 +34,9 @@ async def list_locations(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[LocationFilters, Query()],
-) -> PageResult[Location]:
+) -> PageResult[LocationRead]:
     """List locations, filtered and keyset-paginated."""
-    return await location_service.list_locations(session, filters=filters, page=page)
+    return await location_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -47,7 +47,7 @@ async def list_locations(
 )
 async def create_location(
     actor: LocationsWrite, data: LocationCreate, session: SessionDep, response: Response
-) -> Location:
+) -> LocationRead:
     """Create a location, at the top level or under a parent."""
     location = await location_service.create(session, data=data, actor=actor)
     response.headers["Location"] = f"/api/v1/locations/{location.id}"
@@ -60,10 +60,12 @@ async def create_location(
     response_model=LocationRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
-async def read_location(_: LocationsRead, location: ValidLocation, response: Response) -> Location:
+async def read_location(
+    _: LocationsRead, location: ValidLocation, session: SessionDep, response: Response
+) -> LocationRead:
     """One location."""
     set_etag(response, location.version)
-    return location
+    return await location_queries.read(session, location)
 
 
 @router.get(
@@ -73,9 +75,9 @@ async def read_location(_: LocationsRead, location: ValidLocation, response: Res
 )
 async def read_location_tree(
     _: LocationsRead, location_id: EntityId, session: SessionDep
-) -> dict[str, Any]:
+) -> LocationNode:
     """A location and all its descendants, nested under `children`."""
-    return await location_service.subtree(session, location_id)
+    return await location_queries.subtree(session, location_id)
 
 
 @router.patch(
@@ -90,13 +92,13 @@ async def update_location(
     session: SessionDep,
     expected: IfMatch,
     response: Response,
-) -> Location:
+) -> LocationRead:
     """Update a location; in `address` only the parts sent change."""
-    location = await location_service.update(
+    updated = await location_service.update(
         session, location=location, data=data, actor=actor, if_match=expected
     )
-    set_etag(response, location.version)
-    return location
+    set_etag(response, updated.version)
+    return updated
 
 
 @router.delete(
@@ -108,6 +110,4 @@ async def delete_location(
     actor: LocationsWrite, location: LockedLocation, session: SessionDep, expected: IfMatch
 ) -> None:
     """Delete a location with no children, users or resources; process links go with it."""
-    await location_service.delete_location(
-        session, location=location, actor=actor, if_match=expected
-    )
+    await location_service.delete(session, location=location, actor=actor, if_match=expected)

@@ -14,8 +14,7 @@ from pydantic import (
 )
 
 from app.core.changes import Omittable
-from app.core.database import MAX_BIGINT
-from app.core.lookups import StrictId
+from app.core.lookups import OptionalId, StrictId
 from app.domains.location.countries import COUNTRY_CODES
 from app.domains.location.models import Location, LocationKind
 
@@ -55,7 +54,6 @@ Timezone = Annotated[
 AddressLine = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 City = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)]
 PostalCode = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
-RowId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 
 
 class Address(BaseModel):
@@ -94,13 +92,6 @@ class LocationUpdate(BaseModel):
     address: Address | None = None
     timezone: Omittable[Timezone] = None
     parent_id: StrictId | None = None
-
-
-class LocationSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
 
 
 class LocationRead(BaseModel):
@@ -149,8 +140,8 @@ class LocationFilters(BaseModel):
     )
     kind: LocationKind | None = None
     country: Country | None = None
-    parent_id: RowId | None = Field(default=None, description="Direct children of this one.")
+    parent_id: OptionalId = Field(default=None, description="Direct children of this one.")
     root: bool | None = Field(
         default=None, description="`true`: only top-level locations; `false`: only the others."
     )
-    created_by_id: RowId | None = None
+    created_by_id: OptionalId = None
