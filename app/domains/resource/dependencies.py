@@ -8,7 +8,7 @@ from app.core.database import SessionDep
 from app.core.lookups import EntityId
 from app.domains.auth.dependencies import require
 from app.domains.auth.principal import Principal
-from app.domains.resource import service as resource_service
+from app.domains.resource import queries as resource_queries
 from app.domains.resource.models import Resource
 
 ResourcesRead = Annotated[Principal, Depends(require("resources:read"))]
@@ -16,12 +16,12 @@ ResourcesWrite = Annotated[Principal, Depends(require("resources:write"))]
 
 
 async def valid_resource(resource_id: EntityId, session: SessionDep) -> Resource:
-    return await resource_service.get(session, resource_id)
+    return await resource_queries.get(session, resource_id)
 
 
 async def resource_for_update(resource_id: EntityId, session: SessionDep) -> Resource:
     """The resource row, locked until the request's transaction ends."""
-    return await resource_service.get(session, resource_id, for_update=True)
+    return await resource_queries.get_for_update(session, resource_id)
 
 
 ValidResource = Annotated[Resource, Depends(valid_resource)]

@@ -8,6 +8,7 @@ from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
+from app.domains.resource import queries as resource_queries
 from app.domains.resource import service as resource_service
 from app.domains.resource.dependencies import (
     LockedResource,
@@ -33,7 +34,7 @@ async def list_resources(
     filters: Annotated[ResourceFilters, Query()],
 ) -> PageResult[ResourceRead]:
     """List resources, filtered and keyset-paginated."""
-    return await resource_service.list_resources(session, filters=filters, page=page)
+    return await resource_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -62,7 +63,7 @@ async def read_resource(
 ) -> ResourceRead:
     """One resource, with its location and owning department."""
     set_etag(response, resource.version)
-    return await resource_service.present_one(session, resource)
+    return await resource_queries.read(session, resource)
 
 
 @router.patch(
@@ -95,6 +96,4 @@ async def delete_resource(
     actor: ResourcesWrite, resource: LockedResource, session: SessionDep, expected: IfMatch
 ) -> None:
     """Delete a resource; processes that used it stop listing it."""
-    await resource_service.delete_resource(
-        session, resource=resource, actor=actor, if_match=expected
-    )
+    await resource_service.delete(session, resource=resource, actor=actor, if_match=expected)

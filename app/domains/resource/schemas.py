@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
-from app.core.lookups import StrictId
+from app.core.lookups import OptionalId, StrictId
 from app.core.summaries import NamedSummary
 from app.domains.resource.models import ResourceKind, ResourceStatus
 
@@ -16,7 +16,6 @@ ResourceName = Annotated[
 ]
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Quantity = Annotated[int, Strict(), Field(ge=0, le=MAX_BIGINT)]
-ReferenceId = Annotated[int, Field(ge=1, le=MAX_BIGINT)]
 
 
 class ResourceCreate(BaseModel):
@@ -45,13 +44,6 @@ class ResourceUpdate(BaseModel):
     department_id: StrictId | None = None
 
 
-class ResourceSummary(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-
-
 class ResourceRead(BaseModel):
     id: int
     name: str
@@ -73,6 +65,6 @@ class ResourceFilters(BaseModel):
     )
     kind: ResourceKind | None = None
     status: ResourceStatus | None = None
-    location_id: ReferenceId | None = None
-    department_id: ReferenceId | None = None
-    created_by_id: ReferenceId | None = None
+    location_id: OptionalId = None
+    department_id: OptionalId = None
+    created_by_id: OptionalId = None

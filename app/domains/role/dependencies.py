@@ -8,7 +8,7 @@ from app.core.database import SessionDep
 from app.core.lookups import EntityId
 from app.domains.auth.dependencies import require
 from app.domains.auth.principal import Principal
-from app.domains.role import service as role_service
+from app.domains.role import queries as role_queries
 from app.domains.role.models import Role
 
 RolesRead = Annotated[Principal, Depends(require("roles:read"))]
@@ -16,12 +16,12 @@ RolesWrite = Annotated[Principal, Depends(require("roles:write"))]
 
 
 async def valid_role(role_id: EntityId, session: SessionDep) -> Role:
-    return await role_service.get(session, role_id)
+    return await role_queries.get(session, role_id)
 
 
 async def role_for_update(role_id: EntityId, session: SessionDep) -> Role:
     """The role row, locked until the request's transaction ends."""
-    return await role_service.get(session, role_id, for_update=True)
+    return await role_queries.get_for_update(session, role_id)
 
 
 ValidRole = Annotated[Role, Depends(valid_role)]

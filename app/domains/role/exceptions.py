@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from app.core.constraints import Constraints
 from app.core.errors import Conflict, NotFound
 
 
@@ -17,3 +18,6 @@ class RoleInUse(Conflict):
         super().__init__(
             f"Role {role_id} is held by {holders} user(s); take it away from them first."
         )
+
+
+CONSTRAINTS: Constraints = {"uq_roles_name_lower": lambda _: RoleNameTaken()}

@@ -9,9 +9,9 @@ from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
 from app.domains.auth.context import AuthDep
+from app.domains.role import queries as role_queries
 from app.domains.role import service as role_service
 from app.domains.role.dependencies import LockedRole, RolesRead, RolesWrite, ValidRole
-from app.domains.role.models import Role
 from app.domains.role.schemas import RoleCreate, RoleFilters, RoleRead, RoleUpdate
 
 router = APIRouter(prefix="/roles", tags=["roles"])
@@ -23,9 +23,9 @@ async def list_roles(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[RoleFilters, Query()],
-) -> PageResult[Role]:
+) -> PageResult[RoleRead]:
     """List roles, filtered and keyset-paginated."""
-    return await role_service.list_roles(session, filters=filters, page=page)
+    return await role_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -35,10 +35,10 @@ async def list_roles(
     responses={**AUTHENTICATED_ERRORS, **problem_responses(409)},
 )
 async def create_role(
-    actor: RolesWrite, data: RoleCreate, session: SessionDep, auth: AuthDep, response: Response
-) -> Role:
+    actor: RolesWrite, data: RoleCreate, session: SessionDep, response: Response
+) -> RoleRead:
     """Create a role with permissions the caller holds."""
-    role = await role_service.create(session, auth, data=data, actor=actor)
+    role = await role_service.create(session, data=data, actor=actor)
     response.headers["Location"] = f"/api/v1/roles/{role.id}"
     set_etag(response, role.version)
     return role
@@ -49,10 +49,12 @@ async def create_role(
     response_model=RoleRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
-async def read_role(_: RolesRead, role: ValidRole, response: Response) -> Role:
+async def read_role(
+    _: RolesRead, role: ValidRole, session: SessionDep, response: Response
+) -> RoleRead:
     """One role."""
     set_etag(response, role.version)
-    return role
+    return await role_queries.read(session, role)
 
 
 @router.patch(
@@ -68,13 +70,13 @@ async def update_role(
     auth: AuthDep,
     expected: IfMatch,
     response: Response,
-) -> Role:
+) -> RoleRead:
     """Update a role; its holders' permissions change on their next request."""
-    role = await role_service.update(
-        session, auth, role=role, data=data, actor=actor, if_match=expected
+    updated = await role_service.update(
+        session, role=role, data=data, actor=actor, if_match=expected, auth=auth
     )
-    set_etag(response, role.version)
-    return role
+    set_etag(response, updated.version)
+    return updated
 
 
 @router.delete(
@@ -86,4 +88,4 @@ async def delete_role(
     actor: RolesWrite, role: LockedRole, session: SessionDep, auth: AuthDep, expected: IfMatch
 ) -> None:
     """Delete a role that no user holds."""
-    await role_service.delete_role(session, auth, role=role, actor=actor, if_match=expected)
+    await role_service.delete(session, role=role, actor=actor, if_match=expected, auth=auth)
