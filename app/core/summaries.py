@@ -11,9 +11,8 @@ reads every summary a page needs in one query. Processes build the same objects 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -53,14 +52,3 @@ async def summaries(
 def json_summary(entity: Any, name: str = "name") -> ColumnElement[Any]:
     """The same object built by PostgreSQL: `{"id": ..., name: ...}`."""
     return func.json_build_object("id", entity.id, name, getattr(entity, name))
-
-
-def _named(value: Any) -> Any:
-    # TypedDicts do not read attributes: a related ORM object becomes its summary here.
-    if isinstance(value, dict):
-        return value
-    return {"id": value.id, "name": value.name}
-
-
-# TEMPORARY (removed by the user-domain consolidation): the user read model's old way.
-NamedSummaryOf = Annotated[NamedSummary, BeforeValidator(_named)]

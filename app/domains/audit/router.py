@@ -7,10 +7,9 @@ from fastapi import APIRouter, Query
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.domains.audit import service as audit_service
-from app.domains.audit.models import AuditEvent
+from app.domains.audit import queries as audit_queries
+from app.domains.audit.dependencies import AuditRead
 from app.domains.audit.schemas import AuditEventRead, AuditFilters
-from app.domains.auth.dependencies import AuditRead
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 
@@ -21,6 +20,6 @@ async def list_audit_events(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[AuditFilters, Query()],
-) -> PageResult[AuditEvent]:
+) -> PageResult[AuditEventRead]:
     """The audit trail, newest last by default (`sort=-occurred_at` for newest first)."""
-    return await audit_service.list_events(session, filters=filters, page=page)
+    return await audit_queries.list(session, filters=filters, page=page)

@@ -1,4 +1,4 @@
-"""Writing and reading the audit trail; every write records its event in its own transaction.
+"""Writing the audit trail; every write records its event in its own transaction.
 
 Every domain's writes end the same way, through an `Audited` of its entity type:
 
@@ -23,20 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.changes import assign
 from app.core.constraints import flush
 from app.core.logging import request_id_var
 from app.core.metrics import AUDIT_EVENTS
-from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.versioning import check_version
 from app.domains.audit.models import AuditEvent
-from app.domains.audit.schemas import AuditFilters
 from app.domains.auth.principal import Principal
-
-keyset = Keyset(AuditEvent.id, {"occurred_at": AuditEvent.occurred_at})
 
 # Never recorded, whatever the entity: secrets have no place in a trail anyone can read.
 SECRET_FIELDS = frozenset({"password", "password_hash", "token", "refresh_token"})
@@ -218,26 +214,3 @@ class Audited:
             entity_id=entity_id,
             changes=changes,
         )
-
-
-def _filtered(filters: AuditFilters) -> Select[AuditEvent]:
-    statement = select(AuditEvent)
-    if filters.entity_type is not None:
-        statement = statement.where(AuditEvent.entity_type == filters.entity_type)
-    if filters.entity_id is not None:
-        statement = statement.where(AuditEvent.entity_id == filters.entity_id)
-    if filters.actor_id is not None:
-        statement = statement.where(AuditEvent.actor_id == filters.actor_id)
-    if filters.action is not None:
-        statement = statement.where(AuditEvent.action == filters.action)
-    if filters.occurred_after is not None:
-        statement = statement.where(AuditEvent.occurred_at >= filters.occurred_after)
-    if filters.occurred_before is not None:
-        statement = statement.where(AuditEvent.occurred_at < filters.occurred_before)
-    return statement
-
-
-async def list_events(
-    session: AsyncSession, *, filters: AuditFilters, page: PageParams
-) -> PageResult[AuditEvent]:
-    return await fetch_page(session, _filtered(filters), keyset, page)

@@ -32,9 +32,9 @@ async def ensure_superuser(
             return False
         await user_service.create(
             session,
-            auth,
             data=UserCreate(email=email, full_name=full_name, password=password, is_superuser=True),
             actor=None,
+            auth=auth,
         )
     logger.info("first superuser created", extra={"email": email.lower()})
     return True

@@ -9,10 +9,16 @@ from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.pagination import Page, PageParamsDep, PageResult
 from app.core.versioning import IfMatch, set_etag
 from app.domains.auth.context import AuthDep
-from app.domains.auth.dependencies import Authenticated
+from app.domains.user import queries as user_queries
 from app.domains.user import service as user_service
-from app.domains.user.dependencies import LockedUser, UsersRead, UsersWrite, ValidUser
-from app.domains.user.models import User
+from app.domains.user.dependencies import (
+    LockedUser,
+    Me,
+    SignedIn,
+    UsersRead,
+    UsersWrite,
+    ValidUser,
+)
 from app.domains.user.schemas import (
     PasswordChange,
     UserCreate,
@@ -41,9 +47,9 @@ async def list_users(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[UserFilters, Query()],
-) -> PageResult[User]:
+) -> PageResult[UserRead]:
     """List users, filtered and keyset-paginated."""
-    return await user_service.list_users(session, filters=filters, page=page)
+    return await user_queries.list(session, filters=filters, page=page)
 
 
 @router.post(
@@ -54,39 +60,37 @@ async def list_users(
 )
 async def create_user(
     actor: UsersWrite, data: UserCreate, session: SessionDep, auth: AuthDep, response: Response
-) -> User:
+) -> UserRead:
     """Create a user account."""
-    user = await user_service.create(session, auth, data=data, actor=actor)
+    user = await user_service.create(session, data=data, actor=actor, auth=auth)
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     set_etag(response, user.version)
     return user
 
 
 @router.get("/me", response_model=UserRead, responses=AUTHENTICATED_ERRORS)
-async def read_me(principal: Authenticated, session: SessionDep, response: Response) -> User:
+async def read_me(user: Me, session: SessionDep, response: Response) -> UserRead:
     """The signed-in user's own account."""
-    user = await user_service.get(session, principal.user_id)
     set_etag(response, user.version)
-    return user
+    return await user_queries.read(session, user)
 
 
 @router.patch("/me", response_model=UserRead, responses=AUTHENTICATED_ERRORS)
 async def update_me(
-    principal: Authenticated, data: UserSelfUpdate, session: SessionDep, response: Response
-) -> User:
+    principal: SignedIn, data: UserSelfUpdate, session: SessionDep, response: Response
+) -> UserRead:
     """Change one's own full name or job title (nothing else)."""
-    user = await user_service.get(session, principal.user_id, for_update=True)
-    user = await user_service.update_self(session, user=user, data=data, actor=principal)
+    user = await user_service.update_self(session, data=data, actor=principal)
     set_etag(response, user.version)
     return user
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=AUTHENTICATED_ERRORS)
 async def change_my_password(
-    principal: Authenticated, data: PasswordChange, session: SessionDep, auth: AuthDep
+    principal: SignedIn, data: PasswordChange, session: SessionDep, auth: AuthDep
 ) -> None:
     """Change one's own password; every other session ends."""
-    await user_service.change_password(session, auth, data=data, actor=principal)
+    await user_service.change_password(session, data=data, actor=principal, auth=auth)
 
 
 # `:int` keeps `/users/me` away from these routes: `DELETE /users/me` is a 405, not a 422.
@@ -95,10 +99,12 @@ async def change_my_password(
     response_model=UserRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
-async def read_user(_: UsersRead, user: ValidUser, response: Response) -> User:
+async def read_user(
+    _: UsersRead, user: ValidUser, session: SessionDep, response: Response
+) -> UserRead:
     """One user."""
     set_etag(response, user.version)
-    return user
+    return await user_queries.read(session, user)
 
 
 @router.patch(
@@ -120,13 +126,13 @@ async def update_user(
     auth: AuthDep,
     expected: IfMatch,
     response: Response,
-) -> User:
+) -> UserRead:
     """Update a user; `role_ids`, when present, replaces their roles."""
-    user = await user_service.update(
-        session, auth, user=user, data=data, actor=actor, if_match=expected
+    updated = await user_service.update(
+        session, user=user, data=data, actor=actor, if_match=expected, auth=auth
     )
-    set_etag(response, user.version)
-    return user
+    set_etag(response, updated.version)
+    return updated
 
 
 @router.delete(
@@ -138,4 +144,4 @@ async def delete_user(
     actor: UsersWrite, user: LockedUser, session: SessionDep, auth: AuthDep, expected: IfMatch
 ) -> None:
     """Delete a user who created nothing (else 409: deactivate them with PATCH instead)."""
-    await user_service.delete_user(session, auth, user=user, actor=actor, if_match=expected)
+    await user_service.delete(session, user=user, actor=actor, if_match=expected, auth=auth)

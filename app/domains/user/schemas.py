@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from app.core.changes import Omittable
 from app.core.database import MAX_BIGINT
 from app.core.lookups import IdList, StrictId
-from app.core.summaries import NamedSummaryOf
+from app.core.summaries import NamedSummary
 from app.domains.role.schemas import RoleSummary
 
 # Han, kana and Hangul are written together; any other mix of scripts is a likely lookalike.
@@ -106,16 +106,14 @@ class PasswordChange(BaseModel):
 
 
 class UserRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     email: str
     full_name: str
     job_title: str | None
     is_active: bool
     is_superuser: bool
-    department: NamedSummaryOf | None
-    location: NamedSummaryOf | None
+    department: NamedSummary | None
+    location: NamedSummary | None
     roles: list[RoleSummary]
     created_at: datetime
     updated_at: datetime
