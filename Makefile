@@ -49,7 +49,7 @@ test: $(DEV_STAMP) ## run the whole test suite in parallel
 test-fast: $(DEV_STAMP) ## run the suite in one process, stopping at the first failure
 	$(BIN)/pytest -x -q
 
-lint: $(DEV_STAMP) ## every pre-commit hook on every tracked file: ruff, ruff format, mypy, yamllint, hadolint
+lint: $(DEV_STAMP) ## every pre-commit hook on every tracked file: ruff, ruff format, mypy, import-linter, yamllint, hadolint
 	$(BIN)/pre-commit run --all-files
 
 format: $(DEV_STAMP) ## format with ruff and apply its safe fixes

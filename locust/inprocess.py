@@ -1,15 +1,18 @@
 """CPU per request of the whole application, in-process: no server, no network, no client.
 
     .venv/bin/python locust/inprocess.py [--database NAME] [--path /api/v1/processes/{i}]
+    .venv/bin/python locust/inprocess.py --method PATCH --body \
+        '{"department_ids": [{n}], "role_ids": [{n}, 4]}'
     .venv/bin/py-spy record -r 500 --format raw -o spy.txt -- \\
         .venv/bin/python locust/inprocess.py --requests 4000
     .venv/bin/python locust/inprocess.py --layers spy.txt
 
 Drives the ASGI application (lifespan, every middleware, the token check, the database)
 with raw ASGI calls, one request after another, and prints the process's CPU time per
-request (best and median of 3 rounds). Far steadier than a load test on a shared machine,
-it is how most hot-path changes of docs/benchmarks.md were measured; `{i}` in the path
-becomes a process id. `--layers FILE` reads py-spy's raw output and prints the share of
+request (best and median of 3 rounds). `{i}` in the path becomes a process id (1 to 500),
+`{n}` in a `--body` becomes 1, 2 or 3, so consecutive writes to one process change it.
+Far steadier than a load test on a shared machine, it is how most hot-path changes of
+docs/benchmarks.md were measured. `--layers FILE` reads py-spy's raw output and prints the share of
 samples inside each function (inclusive), the profile tables of docs/benchmarks.md.
 """
 
@@ -73,7 +76,9 @@ async def call(app: Any, method: str, target: str, headers: Headers, body: bytes
     return answer["status"], answer["body"]
 
 
-async def measure(url: str, redis_url: str, path: str, requests: int) -> str:
+async def measure(
+    url: str, redis_url: str, path: str, requests: int, method: str = "GET", body: str = ""
+) -> str:
     from asgi_lifespan import LifespanManager
 
     from app.core.config import Settings
@@ -92,7 +97,7 @@ async def measure(url: str, redis_url: str, path: str, requests: int) -> str:
     async with LifespanManager(create_app(settings)) as manager:
         app = manager.app
         form = urlencode({"username": DEMO_ADMIN_EMAIL, "password": demo_password()})
-        status, body = await call(
+        status, token = await call(
             app,
             "POST",
             "/api/v1/auth/token",
@@ -100,22 +105,35 @@ async def measure(url: str, redis_url: str, path: str, requests: int) -> str:
             form.encode(),
         )
         if status != 200:
-            raise SystemExit(f"inprocess: sign-in answered {status}: {body[:200]!r}")
-        headers = [(b"authorization", f"Bearer {json.loads(body)['access_token']}".encode())]
+            raise SystemExit(f"inprocess: sign-in answered {status}: {token[:200]!r}")
+        headers = [(b"authorization", f"Bearer {json.loads(token)['access_token']}".encode())]
+        if body:
+            headers.append((b"content-type", b"application/json"))
+
+        def request(index: int) -> tuple[str, bytes]:
+            # {n} cycles through 1-3 and 500 % 3 != 0: each write to a process changes it.
+            content = body.replace("{n}", str(1 + index % 3)).encode()
+            return path.format(i=1 + index % 500), content
+
         for index in range(200):  # warm-up: statement caches, pools, the route index
-            status, body = await call(app, "GET", path.format(i=1 + index % 500), headers)
+            status, answer = await call(app, method, *_with_headers(request(index), headers))
         if status != 200:
-            raise SystemExit(f"inprocess: {path} answered {status}: {body[:200]!r}")
+            raise SystemExit(f"inprocess: {path} answered {status}: {answer[:200]!r}")
         rounds = []
         for _ in range(3):
             started = time.process_time()
             for index in range(requests):
-                await call(app, "GET", path.format(i=1 + index % 500), headers)
+                await call(app, method, *_with_headers(request(index), headers))
             rounds.append((time.process_time() - started) / requests * 1e6)
     return (
-        f"{path}: CPU per request {min(rounds):,.0f} us (best of 3), "
+        f"{method} {path}: CPU per request {min(rounds):,.0f} us (best of 3), "
         f"median {statistics.median(rounds):,.0f} us, {requests} requests a round"
     )
+
+
+def _with_headers(target: tuple[str, bytes], headers: Headers) -> tuple[str, Headers, bytes]:
+    path, content = target
+    return path, headers, content
 
 
 def _library(frame: str) -> str:
@@ -168,6 +186,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", help="an existing seeded database (default: a fresh one)")
     parser.add_argument("--path", default="/api/v1/processes/{i}")
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--body", default="", help="a JSON body; {n} becomes 1, 2 or 3")
     parser.add_argument("--requests", type=int, default=2000, help="per round (3 rounds)")
     parser.add_argument("--layers", type=Path, metavar="RAW", help="summarise a py-spy raw file")
     parser.add_argument("--top", type=int, default=60)
@@ -179,7 +199,7 @@ def main() -> int:
     try:
         import uvloop
 
-        print(uvloop.run(measure(url, redis_url, args.path, args.requests)))
+        print(uvloop.run(measure(url, redis_url, args.path, args.requests, args.method, args.body)))
     finally:
         if made:
             bench.drop(url)

@@ -153,7 +153,14 @@ def test_pre_commit_hooks_run_the_checks_of_make_lint_with_installed_tools() -> 
     [local] = config["repos"]
     hooks = {hook["id"]: hook for hook in local["hooks"]}
     assert local["repo"] == "local"
-    assert set(hooks) == {"ruff-check", "ruff-format", "mypy", "yamllint", "hadolint"}
+    assert set(hooks) == {
+        "ruff-check",
+        "ruff-format",
+        "mypy",
+        "import-linter",
+        "yamllint",
+        "hadolint",
+    }
     for hook in hooks.values():
         assert hook["language"] == "system"
         tool = Path(hook["entry"].split()[0])
