@@ -50,8 +50,8 @@ from app.core.problems import (
 from app.core.ratelimit import RateLimiter, RateLimitMiddleware
 from app.core.redis import create_redis
 from app.core.routes import RouteIndex
+from app.domains import register_domain_constraints
 from app.domains.auth.context import AuthContext
-from app.domains.registry import register_domain_constraints
 from app.domains.user.bootstrap import ensure_superuser
 
 logger = logging.getLogger("app")

@@ -1,7 +1,7 @@
 """Every domain's tables, imported once so `Base.metadata` is complete (Alembic reads it)."""
 
 from app.core.database import Base
-from app.domains.registry import load_models
+from app.domains import load_models
 
 load_models()
 

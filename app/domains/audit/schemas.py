@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict
 
 from app.core.database import MAX_BIGINT
 from app.core.filters import Timestamp
-from app.domains.registry import ENTITY_TYPES
+from app.domains import ENTITY_TYPES
 
 Action = Literal["create", "update", "delete"]
 if TYPE_CHECKING:
     EntityType = str
-else:  # what the audit trail calls each domain's entities (app/domains/registry.py)
+else:  # what the audit trail calls each domain's entities (app/domains/__init__.py)
     EntityType = Literal[ENTITY_TYPES]
 
 

@@ -1,11 +1,11 @@
 """The permission catalogue: `<collection>:read` and `<collection>:write`, plus `audit:read`.
 
-The collections are those of the domain registry (app/domains/registry.py).
+The collections are those of the domain registry (app/domains/__init__.py).
 """
 
 from __future__ import annotations
 
-from app.domains.registry import COLLECTIONS
+from app.domains import COLLECTIONS
 
 CATALOGUE: dict[str, str] = {}
 for _name, _what in COLLECTIONS.items():
