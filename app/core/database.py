@@ -81,19 +81,21 @@ class EntityMixin:
         return mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), sort_order=100)
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
-        # (column, id) pairs: keyset pages filtered or sorted by these stay index-only walks.
-        table = cls.__tablename__  # type: ignore[attr-defined]
-        return (
-            Index(f"ix_{table}_created_at_id", "created_at", "id"),
-            Index(f"ix_{table}_created_by_id_id", "created_by_id", "id"),
-            *getattr(cls, "__indexes__", ()),
-        )
-
-    @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
         # eager_defaults: INSERT/UPDATE ... RETURNING fills server-side values in place.
         return {"version_id_col": cls.version, "eager_defaults": True}
+
+
+def entity_table_args(table: str, *items: Any) -> tuple[Any, ...]:
+    """`__table_args__` of an `EntityMixin` table: the mixin's indexes, then `items`.
+
+    (column, id) pairs: keyset pages filtered or sorted by these stay index-only walks.
+    """
+    return (
+        Index(f"ix_{table}_created_at_id", "created_at", "id"),
+        Index(f"ix_{table}_created_by_id_id", "created_by_id", "id"),
+        *items,
+    )
 
 
 AfterCommit = Callable[[], Awaitable[None]]

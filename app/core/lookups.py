@@ -45,8 +45,7 @@ async def get_or_raise(
         statement = statement.with_for_update(of=model)
     entity = (await session.scalars(statement)).one_or_none()
     if entity is None:
-        label = getattr(model, "__label__", model.__name__)
-        raise not_found(f"{label} {entity_id} does not exist.")
+        raise not_found(f"{model.__name__} {entity_id} does not exist.")
     return entity
 
 

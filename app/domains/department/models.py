@@ -3,15 +3,15 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, trigram_index
+from app.core.database import Base, EntityMixin, entity_table_args, trigram_index
 
 
 class Department(EntityMixin, Base):
     """An organisational unit; departments form a tree through `parent_id`."""
 
     __tablename__ = "departments"
-    __label__ = "Department"
-    __indexes__ = (
+    __table_args__ = entity_table_args(
+        "departments",
         Index("ix_departments_parent_id_id", "parent_id", "id"),
         Index("ix_departments_name_id", "name", "id"),
         Index("ix_departments_updated_at_id", "updated_at", "id"),

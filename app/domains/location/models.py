@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum, trigram_index
+from app.core.database import Base, EntityMixin, entity_table_args, str_enum, trigram_index
 
 
 class LocationKind(StrEnum):
@@ -20,8 +20,8 @@ class Location(EntityMixin, Base):
     """Where work happens; locations form a tree (site, building, floor, room)."""
 
     __tablename__ = "locations"
-    __label__ = "Location"
-    __indexes__ = (
+    __table_args__ = entity_table_args(
+        "locations",
         Index("ix_locations_parent_id_id", "parent_id", "id"),
         Index("ix_locations_kind_id", "kind", "id"),
         Index("ix_locations_country_id", "country", "id"),

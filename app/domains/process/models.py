@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum, trigram_index
+from app.core.database import Base, EntityMixin, entity_table_args, str_enum, trigram_index
 
 
 class ProcessStatus(StrEnum):
@@ -42,8 +42,8 @@ class Process(EntityMixin, Base):
     """The hub: what the organisation does, and who, where and with what it does it."""
 
     __tablename__ = "processes"
-    __label__ = "Process"
-    __indexes__ = (
+    __table_args__ = entity_table_args(
+        "processes",
         Index("ix_processes_status_id", "status", "id"),
         Index("ix_processes_criticality_id", "criticality", "id"),
         Index("ix_processes_owner_id_id", "owner_id", "id"),

@@ -5,7 +5,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.database import Base, EntityMixin, str_enum, trigram_index
+from app.core.database import Base, EntityMixin, entity_table_args, str_enum, trigram_index
 
 
 class ResourceKind(StrEnum):
@@ -28,8 +28,8 @@ class Resource(EntityMixin, Base):
     """Something processes use: equipment, systems, materials, facilities, documents."""
 
     __tablename__ = "resources"
-    __label__ = "Resource"
-    __indexes__ = (
+    __table_args__ = entity_table_args(
+        "resources",
         Index("ix_resources_kind_id", "kind", "id"),
         Index("ix_resources_status_id", "status", "id"),
         Index("ix_resources_location_id_id", "location_id", "id"),

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.database import Base, EntityMixin, trigram_index
+from app.core.database import Base, EntityMixin, entity_table_args, trigram_index
 
 if TYPE_CHECKING:
     from app.domains.department.models import Department
@@ -24,8 +24,8 @@ class User(EntityMixin, Base):
     """A person who signs in; what they may do comes from their roles."""
 
     __tablename__ = "users"
-    __label__ = "User"
-    __indexes__ = (
+    __table_args__ = entity_table_args(
+        "users",
         Index("ix_users_department_id_id", "department_id", "id"),
         Index("ix_users_location_id_id", "location_id", "id"),
         Index("ix_users_full_name_id", "full_name", "id"),
