@@ -12,7 +12,8 @@ violation happened in `flush(session, subject)`, or `NOTHING` when it surfaced e
     }
 
 A factory that returns None leaves the violation to the generic answer (409 or 422 naming
-the constraint).
+the constraint). A name may hold `*` (`fnmatch`) to cover one constraint of every table, as
+the author of every `EntityMixin` row: `"fk_*_created_by_id_users"`.
 
 Never match the text of a driver's message: constraint names are stable and come from
 the naming convention on the metadata (`app/core/database.py`).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import inspect
@@ -66,9 +68,17 @@ def constraint_name(error: DBAPIError) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _factory(name: str) -> ConstraintError | None:
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        patterns = (pattern for pattern in _REGISTRY if "*" in pattern)
+        factory = next((_REGISTRY[p] for p in patterns if fnmatchcase(name, p)), None)
+    return factory
+
+
 def constraint_error(error: DBAPIError, written: Written = NOTHING) -> AppError | None:
     """The domain error registered for the constraint `error` reports, or None."""
-    factory = _REGISTRY.get(constraint_name(error) or "")
+    factory = _factory(constraint_name(error) or "")
     return None if factory is None else factory(written)
 
 

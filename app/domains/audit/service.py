@@ -31,6 +31,7 @@ from app.core.constraints import flush
 from app.core.logging import request_id_var
 from app.core.metrics import AUDIT_EVENTS
 from app.core.versioning import check_version
+from app.domains import ENTITY_TYPES
 from app.domains.audit.models import AuditEvent
 from app.domains.auth.principal import Principal
 
@@ -147,6 +148,13 @@ class Audited:
 
     entity_type: str
     fields: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.entity_type not in ENTITY_TYPES:
+            raise ValueError(
+                f"audit entity type {self.entity_type!r} is not in the domain registry "
+                f"(app/domains/__init__.py): {', '.join(ENTITY_TYPES)}"
+            )
 
     @asynccontextmanager
     async def creating(

@@ -49,22 +49,11 @@ def _deleting(error: type[UserIsAuthor | UserStillReferenced]) -> ConstraintErro
     return factory
 
 
-# Every RESTRICT foreign key to users.id (user_roles and refresh_tokens cascade).
+# Every RESTRICT foreign key to users.id (user_roles and refresh_tokens cascade): the author
+# of every EntityMixin row, and the manager of a department or the owner of a process.
 CONSTRAINTS: Constraints = {
     "uq_users_email": lambda _: EmailTaken(),
-    **{
-        name: _deleting(UserIsAuthor)
-        for name in (
-            "fk_users_created_by_id_users",
-            "fk_roles_created_by_id_users",
-            "fk_departments_created_by_id_users",
-            "fk_locations_created_by_id_users",
-            "fk_resources_created_by_id_users",
-            "fk_processes_created_by_id_users",
-        )
-    },
-    **{
-        name: _deleting(UserStillReferenced)
-        for name in ("fk_departments_manager_id_users", "fk_processes_owner_id_users")
-    },
+    "fk_*_created_by_id_users": _deleting(UserIsAuthor),
+    "fk_departments_manager_id_users": _deleting(UserStillReferenced),
+    "fk_processes_owner_id_users": _deleting(UserStillReferenced),
 }
