@@ -23,6 +23,7 @@ NAMED = {
     "POST /users/me/password": "users-me-password-change",
     "GET /departments/{department_id}/tree": "departments-tree-get",
     "GET /locations/{location_id}/tree": "locations-tree-get",
+    "GET /processes/{process_id}/graph": "processes-graph-get",
     "GET /health": "health-live",
     "GET /ready": "health-ready",
 }

@@ -13,7 +13,7 @@ import enum
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from app.core.errors import ValidationFailed
 
@@ -86,24 +87,36 @@ async def page_params(
 PageParamsDep = Annotated[PageParams, Depends(page_params)]
 
 
+SortColumn = InstrumentedAttribute[Any] | KeyedColumnElement[Any]
+"""What a list sorts by: a model's column, or a named column of a computed set (a CTE's)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _OrderItem:
     name: str
-    column: InstrumentedAttribute[Any]
+    column: SortColumn
     descending: bool
 
 
 class Keyset:
-    """The sortable fields of one collection and how to page through them."""
+    """The sortable fields of one collection and how to page through them.
+
+    `name` names a computed list (the columns of a CTE); a table's list is named by its table.
+    """
 
     def __init__(
         self,
-        id_column: InstrumentedAttribute[Any],
-        fields: dict[str, InstrumentedAttribute[Any]],
+        id_column: SortColumn,
+        fields: Mapping[str, SortColumn],
+        *,
+        name: str | None = None,
     ) -> None:
         self.id_column = id_column
         self.fields = fields
-        self._table = str(id_column.class_.__tablename__)  # a cursor belongs to one list
+        if name is None:
+            assert isinstance(id_column, InstrumentedAttribute), "a computed list needs a name"
+            name = str(id_column.class_.__tablename__)
+        self._table = name  # a cursor belongs to one list
 
     def order(self, sort: str | None) -> list[_OrderItem]:
         """Parse `sort` against the whitelist; id is always the final tie-break."""
@@ -207,7 +220,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
+def _typed(column: SortColumn, value: Any) -> Any:
     python_type = column.type.python_type
     if value is None:
         raise ValueError("keyset values are never null")
