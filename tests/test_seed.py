@@ -12,10 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domains.auth.context import AuthContext
 from app.domains.department.models import Department
+from app.domains.dependency.models import DependencyKind, ProcessDependency
+from app.domains.dependency.queries import cycles_among
 from app.domains.location.countries import COUNTRY_CODES
 from app.domains.location.models import Location, LocationKind
 from app.domains.process.models import (
+    Criticality,
     Process,
+    ProcessStatus,
     process_departments,
     process_locations,
     process_resources,
@@ -25,6 +29,7 @@ from app.domains.resource.models import Resource
 from app.domains.role.models import Role
 from app.domains.user.models import User, user_roles
 from app.seed import DEFAULT_DEMO_PASSWORD, DEMO_ADMIN_EMAIL, SeedReport, seed_demo
+from app.seed.organisation import load_organisation
 from tests.auth.helpers import bearer, tokens
 
 MODELS = {
@@ -226,3 +231,83 @@ async def test_seeding_is_set_based(
         event.remove(Engine, "before_cursor_execute", count)
     # Thousands of rows; a few dozen statements (row-by-row inserts would need thousands).
     assert len(statements) < 30, len(statements)
+
+
+async def test_active_processes_follow_a_review_policy_and_some_are_overdue(
+    report: SeedReport, session: AsyncSession, client: AsyncClient
+) -> None:
+    policy = load_organisation().review_interval_days
+    rows = (await session.execute(select(Process, func.now()))).all()
+    reviewed = [process for process, _ in rows if process.review_interval_days is not None]
+    assert all(p.status is ProcessStatus.ACTIVE for p in reviewed)
+    assert all(p.review_interval_days == policy[p.criticality] for p in reviewed)
+    assert 0.6 < len(reviewed) / len(rows) < 0.8
+    now = rows[0][1]
+    for process in reviewed:
+        if process.last_reviewed_at is not None:
+            assert process.created_at <= process.last_reviewed_at <= process.updated_at <= now
+    overdue = [p for p in reviewed if p.review_due_at is not None and p.review_due_at < now]
+    assert 0.1 < len(overdue) / len(reviewed) < 0.4
+    # Low ones are reviewed every two years, and no demo process is that old.
+    assert {p.criticality for p in overdue} == set(Criticality) - {Criticality.LOW}
+    assert any(p.last_reviewed_at is None for p in overdue)
+
+    admin = await tokens(client, DEMO_ADMIN_EMAIL, DEFAULT_DEMO_PASSWORD)
+    page = await client.get(
+        "/api/v1/processes",
+        headers=bearer(admin["access_token"]),
+        params={"review_overdue": "true", "include_total": "true", "limit": 5},
+    )
+    assert page.json()["total"] == len(overdue)
+    most_overdue = sorted(overdue, key=lambda p: (p.review_due_at, p.id))[:5]
+    assert [item["id"] for item in page.json()["items"]] == [p.id for p in most_overdue]
+
+
+async def test_processes_depend_on_each_other_mostly_at_their_own_site(
+    report: SeedReport, session: AsyncSession, client: AsyncClient
+) -> None:
+    needing, needed = Process.__table__.alias("needing"), Process.__table__.alias("needed")
+    edges = (
+        await session.execute(
+            select(
+                needing.c.id, needing.c.title, needed.c.id, needed.c.title, ProcessDependency.kind
+            )
+            .join(needing, needing.c.id == ProcessDependency.process_id)
+            .join(needed, needed.c.id == ProcessDependency.depends_on_id)
+        )
+    ).all()
+    assert 250 <= len(edges) <= 600
+    assert {edge.kind for edge in edges} == set(DependencyKind)
+
+    def city(title: str) -> str:
+        return title.rsplit("(", 1)[1]
+
+    same_site = [edge for edge in edges if city(edge[1]) == city(edge[3])]
+    assert len(same_site) / len(edges) > 0.8
+    assert any(
+        edge[1].startswith("Dispatch shipments") and edge[3].startswith("Pick and pack orders")
+        for edge in same_site
+    )
+    # The data team's loop (load the warehouse, publish dashboards, fix what they show) is the
+    # only one, at every site that runs all three.
+    cycles = cycles_among(
+        {edge[0] for edge in edges} | {edge[2] for edge in edges},
+        [(edge[2], edge[0]) for edge in edges],
+    )
+    titles = {edge[0]: edge[1] for edge in edges} | {edge[2]: edge[3] for edge in edges}
+    assert cycles
+    loop = {"Load the data warehouse", "Publish a dashboard", "Fix a data quality issue"}
+    assert all({titles[i].rsplit(" (", 1)[0] for i in cycle} == loop for cycle in cycles)
+
+    # Chains: from a lead to a shipment, four dependencies downstream at some site.
+    admin = await tokens(client, DEMO_ADMIN_EMAIL, DEFAULT_DEMO_PASSWORD)
+    leads = [edge[2] for edge in edges if edge[3].startswith("Qualify a lead")]
+    deepest = 0
+    for lead in set(leads):
+        graph = await client.get(
+            f"/api/v1/processes/{lead}/graph",
+            headers=bearer(admin["access_token"]),
+            params={"direction": "downstream", "depth": 10},
+        )
+        deepest = max(deepest, *(node["depth"] for node in graph.json()["nodes"]))
+    assert deepest >= 4

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.core.errors import Unauthorized
-from app.core.metrics import DEPENDENCY_UP, render_latest, sample_pool
+from app.core.metrics import DEPENDENCY_UP, DatabaseSampler, render_latest, sample_pool
+from app.domains.process.queries import refresh_review_gauge
 
 logger = logging.getLogger("app.metrics")
 router = APIRouter(tags=["metrics"])
@@ -27,6 +28,8 @@ PROBE_MAX_AGE_SECONDS = 5.0
 # One dependency probe per engine: per worker and per application lifespan. The probe keeps
 # no reference to the engine, so the entry goes with it.
 _probes: WeakKeyDictionary[AsyncEngine, DependencyProbe] = WeakKeyDictionary()
+# Overdue reviews by criticality: one count per worker at most once a minute, when scraped.
+_review_counts = DatabaseSampler(refresh_review_gauge)
 
 
 @router.get(METRICS_PATH, include_in_schema=False)
@@ -41,6 +44,7 @@ async def metrics(request: Request) -> Response:
         probe = _probes[engine] = DependencyProbe(timeout=settings.ready_timeout)
     for dependency, up in (await probe.results(engine, request.state.redis)).items():
         DEPENDENCY_UP.labels(dependency).set(up)
+    await _review_counts.refresh(engine)
     sample_pool(engine)
     body, content_type = render_latest(request.headers.get("accept"))
     return Response(body, media_type=content_type)

@@ -10,11 +10,15 @@ so they add up nothing: every live worker has its own series, gone when the work
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from prometheus_client import (
     REGISTRY,
@@ -32,8 +36,14 @@ from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+logger = logging.getLogger("app.metrics")
+
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SAMPLE_SECONDS = 1.0
+# Gauges counted in PostgreSQL are recounted at most this often per worker, and only when
+# a scrape asks; a scrape waits at most DATABASE_SAMPLE_WAIT_SECONDS for a count.
+DATABASE_SAMPLE_SECONDS = 60.0
+DATABASE_SAMPLE_WAIT_SECONDS = 5.0
 
 # `_created` series exist only in single-process mode; leave them out in both.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -109,6 +119,12 @@ AUDIT_EVENTS = Counter(
     "audit_events_total",
     "Audit events written, by entity type and action.",
     ["entity_type", "action"],
+)
+PROCESSES_REVIEW_OVERDUE = Gauge(
+    "process_atlas_processes_review_overdue",
+    "Processes whose review is overdue, by criticality (counted at most once a minute).",
+    ["criticality"],
+    multiprocess_mode="livemostrecent",
 )
 APP_INFO = Gauge(
     "app_info",
@@ -267,3 +283,49 @@ def _is_alive(pid: int) -> bool:
     except PermissionError:
         pass  # alive, owned by someone else
     return True
+
+
+class DatabaseSampler:
+    """Runs `sample(engine)` at most once per `interval` seconds for each engine.
+
+    For gauges that PostgreSQL counts: a scrape calls it, so a count runs only when someone
+    scrapes, and never more often than `interval` however often they do. Callers that
+    arrive while a count runs wait for it, for `max_wait` seconds at most (the count goes
+    on, and the next scrape shows it); a count that fails is logged, leaves the gauges as
+    they were and is tried again at the next call after `interval`. No reference to an
+    engine is kept: its entry goes with it.
+    """
+
+    def __init__(
+        self,
+        sample: Callable[[AsyncEngine], Awaitable[None]],
+        *,
+        interval: float = DATABASE_SAMPLE_SECONDS,
+        max_wait: float = DATABASE_SAMPLE_WAIT_SECONDS,
+    ) -> None:
+        self._sample = sample
+        self.interval = interval
+        self.max_wait = max_wait
+        self._due: WeakKeyDictionary[AsyncEngine, float] = WeakKeyDictionary()
+        self._running: WeakKeyDictionary[AsyncEngine, asyncio.Task[None]] = WeakKeyDictionary()
+
+    async def refresh(self, engine: AsyncEngine) -> None:
+        """Sample now if the last sample of `engine` is older than `interval`."""
+        running = self._running.get(engine)
+        if running is None and time.monotonic() >= self._due.get(engine, float("-inf")):
+            self._due[engine] = time.monotonic() + self.interval
+            running = self._running[engine] = asyncio.create_task(self._run(engine))
+        if running is not None:
+            # Shielded: a scrape that gives up does not cancel the count the others await.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.max_wait):
+                    await asyncio.shield(running)
+
+    async def _run(self, engine: AsyncEngine) -> None:
+        try:
+            await self._sample(engine)
+        except Exception as error:
+            name = getattr(self._sample, "__name__", "a database sample")
+            logger.warning("metrics: %s failed (%s)", name, type(error).__name__)
+        finally:
+            self._running.pop(engine, None)

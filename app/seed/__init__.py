@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.domains.auth.context import AuthContext
 from app.domains.auth.permissions import PERMISSIONS
 from app.domains.department.models import Department
+from app.domains.dependency.models import ProcessDependency
 from app.domains.location.models import Location, LocationKind
 from app.domains.process.models import (
     Criticality,
@@ -34,12 +35,15 @@ from app.domains.process.models import (
 from app.domains.resource.models import Resource, ResourceKind, ResourceStatus
 from app.domains.role.models import Role
 from app.domains.user.models import User, user_roles
-from app.seed.organisation import Organisation, SiteData, load_organisation
+from app.seed.organisation import DependencyData, Organisation, SiteData, load_organisation
 
 DEMO_DOMAIN = "demo.process-atlas.test"
 DEMO_ADMIN_EMAIL = f"admin@{DEMO_DOMAIN}"
 DEFAULT_DEMO_PASSWORD = "atlas-demo-password"  # noqa: S105 (documented demo credential)
 SEED_LOCK_ID = 0x5EED_DE30
+# Review dates come from a generator of their own: the rest of the organisation is drawn
+# from `random.Random(42)` exactly as before they existed.
+REVIEW_SEED = 17
 USERS = 100
 PROCESSES = 500
 # Every job function reads everything but the audit trail, besides what its group grants.
@@ -407,6 +411,9 @@ async def _processes(
                 "updated_at": created + timedelta(days=rng.uniform(0, min(age, 30))),
             }
         )
+    reviews = random.Random(REVIEW_SEED)  # noqa: S311 (demo data)
+    for row in rows:
+        row.update(_review(reviews, row, now=now, intervals=organisation.review_interval_days))
     process_ids = await _insert(session, Process, rows)
 
     teams = departments["team"]
@@ -435,7 +442,32 @@ async def _processes(
             )
     for table, link_rows in links.items():
         await session.execute(insert(table), link_rows)
+    await _dependencies(session, organisation.dependencies, plans=plans, process_ids=process_ids)
     return process_ids
+
+
+def _review(
+    rng: random.Random, process: dict[str, Any], *, now: datetime, intervals: dict[Any, int]
+) -> dict[str, Any]:
+    """Review fields of a process: active ones mostly follow their criticality's interval.
+
+    One in ten active processes has no interval yet; of the others, one in six was never
+    reviewed (overdue once older than its interval), and the rest were last reviewed at
+    most 1.3 intervals ago, so almost a quarter of those is late. The last review is an
+    update: `updated_at` is never before it.
+    """
+    if process["status"] is not ProcessStatus.ACTIVE or rng.random() < 0.1:
+        return {"review_interval_days": None, "last_reviewed_at": None}
+    interval = intervals[process["criticality"]]
+    created: datetime = process["created_at"]
+    if rng.random() < 1 / 6:
+        return {"review_interval_days": interval, "last_reviewed_at": None}
+    reviewed = now - timedelta(days=rng.uniform(0, min((now - created).days, interval * 1.3)))
+    return {
+        "review_interval_days": interval,
+        "last_reviewed_at": reviewed,
+        "updated_at": max(process["updated_at"], reviewed),
+    }
 
 
 def _some(rng: random.Random, likely: list[int], anywhere: list[int]) -> set[int]:
@@ -444,3 +476,36 @@ def _some(rng: random.Random, likely: list[int], anywhere: list[int]) -> set[int
     if rng.random() < 0.4:
         chosen.add(rng.choice(anywhere))
     return chosen
+
+
+async def _dependencies(
+    session: AsyncSession,
+    dependencies: tuple[DependencyData, ...],
+    *,
+    plans: list[tuple[int, str, int]],
+    process_ids: list[int],
+) -> None:
+    """Which process needs which, in one INSERT.
+
+    A process needs the one its own site runs, or else the first site's (the headquarters'
+    when it runs it).
+    """
+    plan_ids = zip(process_ids, plans, strict=True)
+    at = {(title, site): process_id for process_id, (_, title, site) in plan_ids}
+    sites_running: dict[str, list[int]] = {}
+    for title, site in sorted(at):
+        sites_running.setdefault(title, []).append(site)
+    rows = [
+        {
+            "process_id": at[(rule.process, site)],
+            "depends_on_id": at[(rule.needs, site if site in needed else needed[0])],
+            "kind": rule.kind,
+            "note": rule.note,
+        }
+        for rule in dependencies
+        if (needed := sites_running.get(rule.needs))
+        for site in sites_running.get(rule.process, [])
+    ]
+    if rows:
+        statement = insert(ProcessDependency).execution_options(render_nulls=True)
+        await session.execute(statement, rows)

@@ -113,6 +113,7 @@ async def test_rules_use_exposed_metrics_or_recorded_series(client: AsyncClient)
         "ProcessAtlasRateLimitSurge",
         "ProcessAtlasDatabasePoolSaturated",
         "ProcessAtlasWorkerMemoryGrowing",
+        "ProcessAtlasCriticalReviewsOverdue",
     } <= alerts
     for rule in rules:
         assert _metric_names(rule["expr"]) <= exposed | recorded, rule["expr"]
@@ -170,6 +171,15 @@ def test_import_asks_for_the_datasource_and_provisioning_picks_one() -> None:
         "value": "chosen-uid",
     }
     assert imported["panels"] == dashboard["panels"]
+
+
+def test_overdue_reviews_are_the_maximum_over_instances_never_a_sum() -> None:
+    """Every instance counts the same database: a sum would count each process per replica."""
+    exprs = [target["expr"] for target in _dashboard_targets()]
+    exprs += [rule["expr"] for rule in _rules()]
+    overdue = [expr for expr in exprs if "process_atlas_processes_review_overdue" in expr]
+    assert len(overdue) >= 2
+    assert all(expr.startswith("max by (") for expr in overdue), overdue
 
 
 def test_metric_name_extraction_sees_through_functions_and_labels() -> None:

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Computed,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, EntityMixin, entity_table_args, str_enum, trigram_index
@@ -37,6 +49,16 @@ process_locations = _link_table("locations", "location")
 process_resources = _link_table("resources", "resource")
 process_roles = _link_table("roles", "role")
 
+MAX_REVIEW_INTERVAL_DAYS = 3650
+
+# When the next review is due: the last review (or the creation) plus the interval, in UTC
+# days. `timestamptz + interval` depends on the session's time zone, so it cannot define a
+# stored column; the same sum on UTC wall-clock time can, and gives the same instant.
+REVIEW_DUE_AT = (
+    "(COALESCE(last_reviewed_at, created_at) AT TIME ZONE 'UTC'"
+    " + make_interval(days => review_interval_days)) AT TIME ZONE 'UTC'"
+)
+
 
 class Process(EntityMixin, Base):
     """The hub: what the organisation does, and who, where and with what it does it."""
@@ -49,6 +71,19 @@ class Process(EntityMixin, Base):
         Index("ix_processes_owner_id_id", "owner_id", "id"),
         Index("ix_processes_title_id", "title", "id"),
         Index("ix_processes_updated_at_id", "updated_at", "id"),
+        # Serves `review_overdue` (pages in due order) and the overdue gauge (index only:
+        # criticality is included).
+        Index(
+            "ix_processes_review_due_at_id",
+            "review_due_at",
+            "id",
+            postgresql_include=["criticality"],
+            postgresql_where=text("review_due_at IS NOT NULL"),
+        ),
+        CheckConstraint(
+            f"review_interval_days BETWEEN 1 AND {MAX_REVIEW_INTERVAL_DAYS}",
+            name="review_interval_days",
+        ),
         # Trigram indexes serve `q` (ILIKE '%text%') on title and description.
         trigram_index("processes", "title"),
         trigram_index("processes", "description"),
@@ -65,3 +100,6 @@ class Process(EntityMixin, Base):
         server_default=Criticality.MEDIUM.value,
     )
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    review_interval_days: Mapped[int | None] = mapped_column(Integer)
+    last_reviewed_at: Mapped[datetime | None]
+    review_due_at: Mapped[datetime | None] = mapped_column(Computed(REVIEW_DUE_AT, persisted=True))

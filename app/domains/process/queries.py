@@ -14,13 +14,17 @@ as JSON built by PostgreSQL, read in one of two ways that give the same rows:
   left out of the page.
 
 Both statements select `_columns(...)`, the fields of `ProcessRead` in API order.
+
+Overdue reviews (`review_overdue=true`) page through their own keyset, which can also sort
+by `review_due_at` (the default there: most overdue first); `count_overdue` counts them by
+criticality for the metrics.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -38,14 +42,16 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.core.lookups import get_or_raise
+from app.core.metrics import PROCESSES_REVIEW_OVERDUE
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
 from app.core.search import contains
 from app.core.summaries import json_summary
@@ -54,6 +60,7 @@ from app.domains.department.models import Department
 from app.domains.location.models import Location
 from app.domains.process.exceptions import ProcessNotFound
 from app.domains.process.models import (
+    Criticality,
     Process,
     process_departments,
     process_locations,
@@ -92,19 +99,22 @@ LINKS: dict[str, Link] = {
     "role_ids": ROLES,
 }
 
-keyset = Keyset(
-    Process.id,
-    {
-        "title": Process.title,
-        "status": Process.status,
-        "criticality": Process.criticality,
-        "created_at": Process.created_at,
-        "updated_at": Process.updated_at,
-    },
-)
+SORTABLE: dict[str, InstrumentedAttribute[Any]] = {
+    "title": Process.title,
+    "status": Process.status,
+    "criticality": Process.criticality,
+    "created_at": Process.created_at,
+    "updated_at": Process.updated_at,
+}
+keyset = Keyset(Process.id, SORTABLE)
+# Only overdue processes sort by their due date: every one has one (keyset values are never
+# null), and the partial index on (review_due_at, id) serves both the filter and the order.
+overdue_keyset = Keyset(Process.id, {"review_due_at": Process.review_due_at, **SORTABLE})
+OVERDUE_DEFAULT_SORT = "review_due_at"
 
 # Which processes are on a page, and where it ends: the id and every sortable column.
 PAGE_KEYS: Select[Any] = select(keyset.id_column, *keyset.fields.values())
+OVERDUE_PAGE_KEYS: Select[Any] = select(overdue_keyset.id_column, *overdue_keyset.fields.values())
 
 EMPTY_JSON_ARRAY: ColumnElement[Any] = literal_column("'[]'::json")
 PAGE_IDS = bindparam("ids", type_=ARRAY(BigInteger))
@@ -123,6 +133,9 @@ def _columns(
         Process.description,
         Process.status,
         Process.criticality,
+        Process.review_interval_days,
+        Process.last_reviewed_at,
+        Process.review_due_at,
         owner.label("owner"),
         *(links[link.name].label(link.name) for link in LINKS.values()),
         Process.created_at,
@@ -222,9 +235,10 @@ def _linked_to(link: Link, ids: Select[Any] | int, after: IdBound = None) -> Col
     return exists().where(*conditions)
 
 
-def _conditions(
+def conditions(
     filters: ProcessFilters, after: IdBound = None
 ) -> builtins.list[ColumnElement[bool]]:
+    """The filters as WHERE conditions (the list's and the export's); `after`: see _linked_to."""
     conditions: builtins.list[ColumnElement[bool]] = []
     if filters.q:
         conditions.append(contains(filters.q, Process.title, Process.description))
@@ -258,17 +272,33 @@ def _conditions(
         conditions.append(Process.created_at >= filters.created_after)
     if filters.created_before is not None:
         conditions.append(Process.created_at < filters.created_before)
+    if filters.review_overdue:
+        conditions.append(Process.review_due_at < func.now())
+    elif filters.review_overdue is not None:
+        conditions.append(or_(Process.review_due_at.is_(None), Process.review_due_at >= func.now()))
     return conditions
 
 
-def _filtered(filters: ProcessFilters, page: PageParams) -> Select[Any]:
-    """The page keys narrowed by `filters`, before `keyset` orders and bounds them."""
-    return PAGE_KEYS.where(*_conditions(filters, keyset.leading_id_bound(page)))
+def paging(filters: ProcessFilters, page: PageParams) -> tuple[Keyset, PageParams]:
+    """The keyset of the list `filters` select, and `page` with that list's default order.
+
+    Overdue processes come most overdue first unless `sort` says otherwise.
+    """
+    if filters.review_overdue:
+        return overdue_keyset, page if page.sort else replace(page, sort=OVERDUE_DEFAULT_SORT)
+    return keyset, page
+
+
+def _filtered(filters: ProcessFilters, paged: Keyset, page: PageParams) -> Select[Any]:
+    """The page keys narrowed by `filters`, before `paged` orders and bounds them."""
+    keys = OVERDUE_PAGE_KEYS if paged is overdue_keyset else PAGE_KEYS
+    return keys.where(*conditions(filters, paged.leading_id_bound(page)))
 
 
 def page_statement(filters: ProcessFilters, page: PageParams) -> Select[Any]:
     """The first statement of one page of the list, as `list` runs it."""
-    return keyset.apply(_filtered(filters, page), page)
+    paged, page = paging(filters, page)
+    return paged.apply(_filtered(filters, paged, page), page)
 
 
 async def get(session: AsyncSession, process_id: int) -> Process:
@@ -297,15 +327,16 @@ async def list(
     session: AsyncSession, *, filters: ProcessFilters, page: PageParams
 ) -> PageResult[ProcessRead]:
     """A page of processes with their links: two statements whatever the page size."""
+    paged, page = paging(filters, page)
     keys = await fetch_page(
         session,
-        _filtered(filters, page),
-        keyset,
+        _filtered(filters, paged, page),
+        paged,
         page,
         rows=True,
         # Built only when asked for: a statement costs CPU to build even if never run.
         count_statement=(
-            select(Process.id).where(*_conditions(filters)) if page.include_total else None
+            select(Process.id).where(*conditions(filters)) if page.include_total else None
         ),
     )
     if not keys.items:
@@ -324,3 +355,27 @@ async def list_linked(
     await get_or_raise(session, link.target, target_id)
     filters = ProcessFilters.model_validate({link.column: target_id})
     return await list(session, filters=filters, page=page)
+
+
+# One index-only scan of the partial index on review_due_at, which includes criticality.
+OVERDUE_BY_CRITICALITY: Select[Criticality, int] = (
+    select(Process.criticality, func.count())
+    .where(Process.review_due_at < func.now())
+    .group_by(Process.criticality)
+)
+
+
+async def count_overdue(connection: AsyncConnection) -> dict[Criticality, int]:
+    """How many processes are overdue for review, for every criticality (zeros included)."""
+    counts = dict.fromkeys(Criticality, 0)
+    for criticality, count in await connection.execute(OVERDUE_BY_CRITICALITY):
+        counts[Criticality(criticality)] = count
+    return counts
+
+
+async def refresh_review_gauge(engine: AsyncEngine) -> None:
+    """Count the overdue processes (one statement) into `process_atlas_processes_review_overdue`."""
+    async with engine.connect() as connection:
+        counts = await count_overdue(connection)
+    for criticality, count in counts.items():
+        PROCESSES_REVIEW_OVERDUE.labels(criticality.value).set(count)

@@ -8,10 +8,11 @@ from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.process import queries as process_queries
 from app.domains.process import service as process_service
 from app.domains.process.dependencies import LockedProcess, ProcessesRead, ProcessesWrite
+from app.domains.process.models import Process
 from app.domains.process.schemas import ProcessCreate, ProcessFilters, ProcessRead, ProcessUpdate
 
 router = APIRouter(prefix="/processes", tags=["processes"])
@@ -46,14 +47,19 @@ async def create_process(
 
 
 @router.get(
-    "/{process_id}",
+    "/{process_id:id}",
     response_model=ProcessRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_process(
-    _: ProcessesRead, process_id: EntityId, session: SessionDep, response: Response
+    _: ProcessesRead,
+    process_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> ProcessRead:
     """One process with owner, author and link summaries."""
+    await check_not_modified(session, Process, process_id, if_none_match=cached)
     # One statement, which also answers the 404: no loader of the row before it.
     process = await process_queries.read(session, process_id)
     set_etag(response, process.version)
@@ -61,7 +67,7 @@ async def read_process(
 
 
 @router.patch(
-    "/{process_id}",
+    "/{process_id:id}",
     response_model=ProcessRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )
@@ -81,8 +87,28 @@ async def update_process(
     return updated
 
 
+@router.post(
+    "/{process_id:id}/review",
+    response_model=ProcessRead,
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 412)},
+)
+async def review_process(
+    actor: ProcessesWrite,
+    process: LockedProcess,
+    session: SessionDep,
+    expected: IfMatch,
+    response: Response,
+) -> ProcessRead:
+    """Mark a process reviewed now; its next review is due one review interval later."""
+    reviewed = await process_service.review(
+        session, process=process, actor=actor, if_match=expected
+    )
+    set_etag(response, reviewed.version)
+    return reviewed
+
+
 @router.delete(
-    "/{process_id}",
+    "/{process_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 412)},
 )
@@ -97,7 +123,7 @@ LINKED_RESPONSES = {**AUTHENTICATED_ERRORS, **problem_responses(404)}
 
 
 @reverse_router.get(
-    "/departments/{department_id}/processes",
+    "/departments/{department_id:id}/processes",
     response_model=Page[ProcessRead],
     responses=LINKED_RESPONSES,
 )
@@ -111,7 +137,7 @@ async def list_department_processes(
 
 
 @reverse_router.get(
-    "/locations/{location_id}/processes",
+    "/locations/{location_id:id}/processes",
     response_model=Page[ProcessRead],
     responses=LINKED_RESPONSES,
 )
@@ -125,7 +151,7 @@ async def list_location_processes(
 
 
 @reverse_router.get(
-    "/resources/{resource_id}/processes",
+    "/resources/{resource_id:id}/processes",
     response_model=Page[ProcessRead],
     responses=LINKED_RESPONSES,
 )
@@ -139,7 +165,7 @@ async def list_resource_processes(
 
 
 @reverse_router.get(
-    "/roles/{role_id}/processes",
+    "/roles/{role_id:id}/processes",
     response_model=Page[ProcessRead],
     responses=LINKED_RESPONSES,
 )
