@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "process-atlas-api"
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
+    api_token_max_days: int = Field(default=365, ge=1, le=3650)
 
     # Login throttling (counted in Redis)
     login_max_failures: int = Field(default=5, ge=1)
@@ -166,6 +167,9 @@ class Settings(BaseSettings):
 
     # Edge: body limit, rate limits, security headers, access log and metrics
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)  # 0: no limit
+    # Bulk import (POST /{collection}/import): its own limits, in place of MAX_BODY_BYTES.
+    import_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    import_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     rate_limit_enabled: bool = True
     rate_limit_default: RateLimitSpec = "300/minute"
     rate_limit_auth: RateLimitSpec = "60/minute"

@@ -1,26 +1,42 @@
-"""Logins, refresh-token rotation with theft detection, and ending sessions."""
+"""Logins, refresh-token rotation with theft detection, ending sessions, and API tokens."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import release_connection
+from app.core.database import after_commit, release_connection
+from app.core.errors import Conflict, Forbidden, ValidationFailed
+from app.core.lookups import unknown_ids
 from app.core.metrics import AUTH_EVENTS
 from app.core.redis import REDIS_UNREACHABLE
 from app.core.security import hash_refresh_token, new_refresh_token
+from app.domains.audit import service as audit_service
+from app.domains.audit.service import Audited
+from app.domains.auth import delegation
+from app.domains.auth import queries as auth_queries
 from app.domains.auth.context import AuthContext
 from app.domains.auth.exceptions import InvalidCredentials, InvalidRefreshToken, RefreshTokenReused
-from app.domains.auth.models import RefreshToken
+from app.domains.auth.models import ApiToken, RefreshToken
 from app.domains.auth.principal import Principal
-from app.domains.auth.schemas import TokenPair
+from app.domains.auth.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenRead, TokenPair
+from app.domains.auth.token_state import API_TOKEN_PREFIX, hash_api_token
 from app.domains.user.models import User
 
 logger = logging.getLogger("app.auth")
+
+API_TOKENS = Audited(
+    "api_token",
+    fields=("user_id", "name", "prefix", "permissions", "expires_at", "revoked_at"),
+)
+# "pat_AbCd": enough to tell one's tokens apart, far too little to guess the rest.
+API_TOKEN_SHOWN_CHARACTERS = 8
 
 
 async def _issue_pair(
@@ -57,10 +73,11 @@ async def login(
     # No pooled connection is held while argon2 runs: a queue of logins would otherwise
     # take the whole pool from everyone else. The read needs no atomicity with the writes.
     await release_connection(session)
-    # Unknown emails are checked against a dummy hash, so every failure costs the same.
-    password_hash = user.password_hash if user is not None else auth.passwords.dummy_hash
-    valid = await auth.passwords.verify(password_hash, password)
-    if user is None or not valid or not user.is_active:
+    # Unknown emails, and service accounts (no password), are checked against a dummy hash,
+    # so every failure costs the same.
+    password_hash = user.password_hash if user is not None else None
+    valid = await auth.passwords.verify(password_hash or auth.passwords.dummy_hash, password)
+    if user is None or user.password_hash is None or not valid or not user.is_active:
         AUTH_EVENTS.labels(event="login_failure").inc()
         raise InvalidCredentials()
     await auth.login_throttle.release(email=email, ip=client_ip)
@@ -173,3 +190,167 @@ async def end_all_sessions(
         statement = statement.where(RefreshToken.family_id != uuid.UUID(hex=keep_session))
     await session.execute(statement.values(revoked_at=func.now()))
     await auth.token_state.end_sessions(user_id, auth.tokens.lifetime, keep_session=keep_session)
+
+
+async def logout_all(session: AsyncSession, auth: AuthContext, *, principal: Principal) -> None:
+    """End every session of the signed-in user, and revoke every API token they hold."""
+    await end_all_sessions(session, auth, user_id=principal.user_id)
+    await revoke_all_api_tokens(session, auth, user_id=principal.user_id, actor=principal)
+
+
+async def create_api_token(
+    session: AsyncSession, auth: AuthContext, *, data: ApiTokenCreate, actor: Principal
+) -> ApiTokenCreated:
+    """A new API token within its owner's permissions; the answer is its only sight."""
+    longest = auth.settings.api_token_max_days
+    days = data.expires_in_days or longest
+    if days > longest:
+        raise ValidationFailed(
+            f"An API token lives at most {longest} days.",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["body", "expires_in_days"],
+                        "msg": f"at most {longest}",
+                        "type": "less_than_equal",
+                    }
+                ]
+            },
+        )
+    owner_id = await _api_token_owner(session, data=data, actor=actor)
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    api_token = ApiToken(
+        user_id=owner_id,
+        name=data.name,
+        prefix=token[:API_TOKEN_SHOWN_CHARACTERS],
+        token_hash=hash_api_token(token),
+        permissions=data.permissions,
+        expires_at=datetime.now(UTC) + timedelta(days=days),
+        last_used_at=None,
+        revoked_at=None,
+        created_by_id=actor.user_id,
+    )
+    async with API_TOKENS.creating(session, api_token, actor=actor):
+        pass
+    return ApiTokenCreated(**ApiTokenRead.model_validate(api_token).model_dump(), token=token)
+
+
+async def _api_token_owner(session: AsyncSession, *, data: ApiTokenCreate, actor: Principal) -> int:
+    """Whose token it is: the caller's, or a service account's (superusers only).
+
+    Either way it holds nothing its owner does not hold now (and, when used, nothing its
+    owner does not hold then).
+    """
+    if data.user_id is None or data.user_id == actor.user_id:
+        delegation.ensure_within(
+            actor, permissions=data.permissions, action="create this API token"
+        )
+        return actor.user_id
+    if not actor.is_superuser:
+        raise Forbidden(
+            "Only a superuser creates an API token for another account (a service account)."
+        )
+    account = (
+        await session.execute(
+            select(User.password_hash, User.is_active).where(User.id == data.user_id)
+        )
+    ).one_or_none()
+    if account is None:
+        raise unknown_ids({"user_id": [data.user_id]})
+    if account.password_hash is not None:
+        raise ValidationFailed(
+            f"User {data.user_id} is not a service account: people create their own API tokens."
+        )
+    if not account.is_active:
+        raise Conflict(f"Service account {data.user_id} is deactivated.")
+    held = await auth_queries.load_authorization(session, data.user_id)
+    missing = (
+        []
+        if held is None or held.is_superuser
+        else sorted(set(data.permissions) - held.permissions)
+    )
+    if missing:
+        raise Forbidden(
+            f"Service account {data.user_id} does not hold every permission of this token: "
+            f"{', '.join(missing)}; grant it a role that does first."
+        )
+    return data.user_id
+
+
+async def revoke_api_token(
+    session: AsyncSession, auth: AuthContext, *, api_token: ApiToken, actor: Principal
+) -> None:
+    """Revoke one API token: refused from the next request on, in every worker."""
+    async with API_TOKENS.updating(session, api_token, actor=actor, if_match=None) as change:
+        change.apply({"revoked_at": datetime.now(UTC)})
+    token_hash = api_token.token_hash
+    after_commit(session, lambda: auth.token_state.revoke_api_tokens([token_hash]))
+
+
+async def revoke_all_api_tokens(
+    session: AsyncSession, auth: AuthContext, *, user_id: int, actor: Principal | None
+) -> None:
+    """Revoke every API token of a user (logout-all, deactivation), one audit event each."""
+    now = datetime.now(UTC)
+    revoked = (
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now, updated_at=func.now(), version=ApiToken.version + 1)
+            .returning(ApiToken.id, ApiToken.token_hash)
+        )
+    ).all()
+    await _record_all(session, revoked, "update", {"revoked_at": [None, now.isoformat()]}, actor)
+    _forget_after_commit(session, auth, revoked)
+
+
+async def delete_all_api_tokens(
+    session: AsyncSession, auth: AuthContext, *, user_id: int, actor: Principal | None
+) -> None:
+    """Delete every API token of a user about to be deleted, one audit event each."""
+    deleted = (
+        await session.execute(
+            delete(ApiToken)
+            .where(ApiToken.user_id == user_id)
+            .returning(ApiToken.id, ApiToken.token_hash)
+        )
+    ).all()
+    await _record_all(session, deleted, "delete", {"user_id": [user_id, None]}, actor)
+    _forget_after_commit(session, auth, deleted)
+
+
+async def _record_all(
+    session: AsyncSession,
+    rows: Sequence[Row[int, str]],
+    action: str,
+    changes: dict[str, list[object]],
+    actor: Principal | None,
+) -> None:
+    # One statement changed them all: `Audited` writes one row at a time, so the events
+    # are recorded here (they are inserted together, at the next flush).
+    for row in rows:
+        await audit_service.record(
+            session,
+            actor_id=actor.user_id if actor is not None else None,
+            action=action,
+            entity_type=API_TOKENS.entity_type,
+            entity_id=row.id,
+            changes=changes,
+        )
+
+
+def _forget_after_commit(
+    session: AsyncSession, auth: AuthContext, rows: Sequence[Row[int, str]]
+) -> None:
+    hashes = [row.token_hash for row in rows]
+    if hashes:
+        after_commit(session, lambda: auth.token_state.revoke_api_tokens(hashes))
+
+
+async def record_api_token_use(session: AsyncSession, *, token_id: int) -> None:
+    """Set `last_used_at` (not a change of the token: no new version, no audit event)."""
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id)
+        .values(last_used_at=func.now(), updated_at=ApiToken.updated_at)
+    )

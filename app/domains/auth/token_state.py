@@ -7,10 +7,14 @@
 - `authz:<user>`: a cached copy of the user's active flag, superuser flag and permissions,
   tagged with the epochs it was read at; `epoch:<user>` and `roles-epoch` move on every
   change to the user or to any role, so a stale copy is never used.
+- `api-token:<sha256>`: a cached copy of an API token's row (id, owner, permissions,
+  expiry), or `revoked` once it was revoked; `api-token-used:<sha256>` lives for a minute
+  after its `last_used_at` was written, so that at most one request a minute writes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -22,6 +26,13 @@ from redis.asyncio import Redis
 from app.core.security import AccessClaims
 
 AUTHZ_TTL_SECONDS = 3600
+API_TOKEN_PREFIX = "pat_"  # noqa: S105 (what every API token starts with)
+API_TOKEN_TTL_SECONDS = 300
+# Long enough to outlive any check that read the row before the revocation committed: such
+# a check caches its copy only where no value is (SET NX), and this value is there.
+API_TOKEN_REVOKED_TTL_SECONDS = 86400
+API_TOKEN_USE_INTERVAL_SECONDS = 60
+_REVOKED = "revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,39 @@ class Authorization:
     is_active: bool
     is_superuser: bool
     permissions: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenRecord:
+    """What a token check needs of an API token's row; cached in Redis under its hash."""
+
+    id: int
+    user_id: int
+    permissions: frozenset[str]
+    expires_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class CachedApiToken:
+    record: ApiTokenRecord | None  # None: not cached (then PostgreSQL says), or revoked
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenState:
+    token: CachedApiToken
+    used_recently: bool  # its last_used_at was written less than a minute ago
+    authorization: Authorization | None  # the owner's, as for an access token
+    epoch: str
+
+
+def is_api_token(token: str) -> bool:
+    return token.startswith(API_TOKEN_PREFIX)
+
+
+def hash_api_token(token: str) -> str:
+    """The SHA-256 an API token is stored and cached under (it holds 256 random bits)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +91,38 @@ class TokenState:
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _authorization(
+    cached: bytes | str | None, user_epoch: bytes | str | None, roles_epoch: bytes | str | None
+) -> tuple[Authorization | None, str]:
+    """The cached authorization if it was read at the current epochs, and those epochs."""
+    epoch = f"{_text(user_epoch) or 0}.{_text(roles_epoch) or 0}"
+    if not cached:
+        return None, epoch
+    data = json.loads(cached)
+    if data.get("epoch") != epoch:
+        return None, epoch
+    authorization = Authorization(
+        is_active=data["active"], is_superuser=data["su"], permissions=frozenset(data["perms"])
+    )
+    return authorization, epoch
+
+
+def _cached_api_token(value: bytes | str | None) -> CachedApiToken:
+    text = _text(value)
+    if text is None:
+        return CachedApiToken(record=None, revoked=False)
+    if text == _REVOKED:
+        return CachedApiToken(record=None, revoked=True)
+    data = json.loads(text)
+    record = ApiTokenRecord(
+        id=data["id"],
+        user_id=data["user"],
+        permissions=frozenset(data["perms"]),
+        expires_at=data["exp"],
+    )
+    return CachedApiToken(record=record, revoked=False)
 
 
 class TokenStateStore:
@@ -77,16 +153,7 @@ class TokenStateStore:
     def parse(values: Sequence[bytes | str | None]) -> TokenState:
         """The state from the values of `keys()`, in that order."""
         session_denied, not_before, cached, user_epoch, roles_epoch = values
-        epoch = f"{_text(user_epoch) or 0}.{_text(roles_epoch) or 0}"
-        authorization = None
-        if cached:
-            data = json.loads(cached)
-            if data.get("epoch") == epoch:
-                authorization = Authorization(
-                    is_active=data["active"],
-                    is_superuser=data["su"],
-                    permissions=frozenset(data["perms"]),
-                )
+        authorization, epoch = _authorization(cached, user_epoch, roles_epoch)
         mark, _, kept = (_text(not_before) or "0").partition("|")
         return TokenState(
             session_denied=session_denied is not None,
@@ -107,6 +174,75 @@ class TokenStateStore:
             }
         )
         await self.redis.set(self._key("authz", user_id), value, ex=AUTHZ_TTL_SECONDS)
+
+    def api_token_keys(self, token_hash: str, user_id: int) -> list[str]:
+        """The keys an API token check reads: the token's, then its owner's authorization."""
+        return [
+            self._key("api-token", token_hash),
+            self._key("api-token-used", token_hash),
+            self._key("authz", user_id),
+            self._key("epoch", user_id),
+            self._key("roles-epoch"),
+        ]
+
+    async def read_api_token(self, token_hash: str, user_id: int) -> list[bytes | str | None]:
+        """Everything an API token check needs, in one MGET."""
+        values: list[bytes | str | None] = await self.redis.mget(
+            self.api_token_keys(token_hash, user_id)
+        )
+        return values
+
+    @staticmethod
+    def parse_api_token(values: Sequence[bytes | str | None]) -> ApiTokenState:
+        """The state from the values of `api_token_keys()`, in that order."""
+        cached_token, used, cached, user_epoch, roles_epoch = values
+        authorization, epoch = _authorization(cached, user_epoch, roles_epoch)
+        return ApiTokenState(
+            token=_cached_api_token(cached_token),
+            used_recently=used is not None,
+            authorization=authorization,
+            epoch=epoch,
+        )
+
+    async def cached_api_token(self, token_hash: str) -> CachedApiToken:
+        """The cached copy of one API token (its first request in this process reads it)."""
+        return _cached_api_token(await self.redis.get(self._key("api-token", token_hash)))
+
+    async def cache_api_token(self, token_hash: str, record: ApiTokenRecord) -> None:
+        """Remember a token read from PostgreSQL, unless a value (`revoked`, say) is there."""
+        ttl = min(API_TOKEN_TTL_SECONDS, math.floor(record.expires_at - time.time()))
+        if ttl <= 0:
+            return
+        value = json.dumps(
+            {
+                "id": record.id,
+                "user": record.user_id,
+                "perms": sorted(record.permissions),
+                "exp": record.expires_at,
+            }
+        )
+        await self.redis.set(self._key("api-token", token_hash), value, ex=ttl, nx=True)
+
+    async def revoke_api_tokens(self, token_hashes: Sequence[str]) -> None:
+        """Replace the cached copies of these tokens by `revoked` (one round trip)."""
+        if not token_hashes:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token_hash in token_hashes:
+                pipe.set(
+                    self._key("api-token", token_hash), _REVOKED, ex=API_TOKEN_REVOKED_TTL_SECONDS
+                )
+            await pipe.execute()
+
+    async def claim_api_token_use(self, token_hash: str) -> bool:
+        """True for the first caller in a minute: it writes the token's `last_used_at`."""
+        claimed = await self.redis.set(
+            self._key("api-token-used", token_hash),
+            "1",
+            ex=API_TOKEN_USE_INTERVAL_SECONDS,
+            nx=True,
+        )
+        return bool(claimed)
 
     async def deny_session(self, session_id: str, token_lifetime: int) -> None:
         """Refuse every access token of this session, until the last one issued has expired."""

@@ -6,7 +6,7 @@ from fastapi import Depends
 
 from app.core.database import SessionDep
 from app.core.lookups import EntityId
-from app.domains.auth.dependencies import require
+from app.domains.auth.dependencies import require, require_password_session
 from app.domains.auth.principal import Principal
 from app.domains.user import queries as user_queries
 from app.domains.user.models import User
@@ -15,10 +15,8 @@ UsersRead = Annotated[Principal, Depends(require("users:read"))]
 UsersWrite = Annotated[Principal, Depends(require("users:write"))]
 SignedIn = Annotated[Principal, Depends(require(None))]
 """Any signed-in user: the routes of one's own account (/users/me)."""
-
-
-async def valid_user(user_id: EntityId, session: SessionDep) -> User:
-    return await user_queries.get(session, user_id)
+PasswordChanger = Annotated[Principal, Depends(require_password_session("change passwords"))]
+"""Any signed-in user but an API token."""
 
 
 async def user_for_update(user_id: EntityId, session: SessionDep) -> User:
@@ -26,11 +24,5 @@ async def user_for_update(user_id: EntityId, session: SessionDep) -> User:
     return await user_queries.get_for_update(session, user_id)
 
 
-async def signed_in_user(principal: SignedIn, session: SessionDep) -> User:
-    """The caller's own user row."""
-    return await user_queries.get(session, principal.user_id)
-
-
-ValidUser = Annotated[User, Depends(valid_user)]
+# No ValidUser or Me: GET by id and /users/me check If-None-Match before they load the row.
 LockedUser = Annotated[User, Depends(user_for_update)]
-Me = Annotated[User, Depends(signed_in_user)]

@@ -21,7 +21,11 @@ user_roles = Table(
 
 
 class User(EntityMixin, Base):
-    """A person who signs in; what they may do comes from their roles."""
+    """A person who signs in, or a service account; what they may do comes from their roles.
+
+    A service account has no password (`password_hash` is NULL): it acts through API
+    tokens only, which a superuser creates for it.
+    """
 
     __tablename__ = "users"
     __table_args__ = entity_table_args(
@@ -39,7 +43,7 @@ class User(EntityMixin, Base):
     job_title: Mapped[str | None] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(server_default="true", index=True)
     is_superuser: Mapped[bool] = mapped_column(server_default="false")
-    password_hash: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("departments.id", ondelete="RESTRICT", use_alter=True)
     )
@@ -52,3 +56,7 @@ class User(EntityMixin, Base):
     roles: Mapped[list[Role]] = relationship(
         secondary=user_roles, lazy="raise", passive_deletes=True, order_by="Role.id"
     )
+
+    @property
+    def is_service_account(self) -> bool:
+        return self.password_hash is None

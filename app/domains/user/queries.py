@@ -33,7 +33,8 @@ _COLUMNS = tuple(
 )
 
 
-def _filtered(filters: UserFilters) -> Select[User]:
+def filtered(filters: UserFilters) -> Select[User]:
+    """The users that `filters` select: the list pages them, the export streams them all."""
     statement = select(User)
     if filters.q:
         statement = statement.where(contains(filters.q, User.email, User.full_name))
@@ -41,6 +42,9 @@ def _filtered(filters: UserFilters) -> Select[User]:
         statement = statement.where(User.is_active == filters.is_active)
     if filters.is_superuser is not None:
         statement = statement.where(User.is_superuser == filters.is_superuser)
+    if filters.is_service_account is not None:
+        no_password = User.password_hash.is_(None)
+        statement = statement.where(no_password if filters.is_service_account else ~no_password)
     if filters.role_id is not None:
         statement = statement.where(
             exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == filters.role_id)
@@ -122,7 +126,7 @@ async def list(
     session: AsyncSession, *, filters: UserFilters, page: PageParams
 ) -> PageResult[UserRead]:
     """A page of users and, in one query per kind, their roles, departments and locations."""
-    result = await fetch_page(session, _filtered(filters), keyset, page)
+    result = await fetch_page(session, filtered(filters), keyset, page)
     roles = await _roles(session, (user.id for user in result.items))
     departments = await summaries(session, Department.name, (u.department_id for u in result.items))
     locations = await summaries(session, Location.name, (u.location_id for u in result.items))

@@ -6,19 +6,20 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
+from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.auth.context import AuthDep
 from app.domains.user import queries as user_queries
 from app.domains.user import service as user_service
 from app.domains.user.dependencies import (
     LockedUser,
-    Me,
+    PasswordChanger,
     SignedIn,
     UsersRead,
     UsersWrite,
-    ValidUser,
 )
+from app.domains.user.models import User
 from app.domains.user.schemas import (
     PasswordChange,
     UserCreate,
@@ -56,7 +57,7 @@ async def list_users(
     "",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=_refusing(BEYOND_REACH, 409),
+    responses=_refusing(f"{BEYOND_REACH} Only a superuser creates a service account.", 409),
 )
 async def create_user(
     actor: UsersWrite, data: UserCreate, session: SessionDep, auth: AuthDep, response: Response
@@ -68,9 +69,13 @@ async def create_user(
     return user
 
 
-@router.get("/me", response_model=UserRead, responses=AUTHENTICATED_ERRORS)
-async def read_me(user: Me, session: SessionDep, response: Response) -> UserRead:
+@router.get("/me", response_model=UserRead, responses={**AUTHENTICATED_ERRORS, **NOT_MODIFIED})
+async def read_me(
+    principal: SignedIn, session: SessionDep, cached: IfNoneMatch, response: Response
+) -> UserRead:
     """The signed-in user's own account."""
+    await check_not_modified(session, User, principal.user_id, if_none_match=cached)
+    user = await user_queries.get(session, principal.user_id)
     set_etag(response, user.version)
     return await user_queries.read(session, user)
 
@@ -85,9 +90,13 @@ async def update_me(
     return user
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=AUTHENTICATED_ERRORS)
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_refusing("Called with an API token: API tokens cannot change passwords."),
+)
 async def change_my_password(
-    principal: SignedIn, data: PasswordChange, session: SessionDep, auth: AuthDep
+    principal: PasswordChanger, data: PasswordChange, session: SessionDep, auth: AuthDep
 ) -> None:
     """Change one's own password; every other session ends."""
     await user_service.change_password(session, data=data, actor=principal, auth=auth)
@@ -97,12 +106,18 @@ async def change_my_password(
 @router.get(
     "/{user_id:int}",
     response_model=UserRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_user(
-    _: UsersRead, user: ValidUser, session: SessionDep, response: Response
+    _: UsersRead,
+    user_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> UserRead:
     """One user."""
+    await check_not_modified(session, User, user_id, if_none_match=cached)
+    user = await user_queries.get(session, user_id)
     set_etag(response, user.version)
     return await user_queries.read(session, user)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -55,7 +56,14 @@ class UserCreate(BaseModel):
     email: Email
     full_name: FullName
     job_title: JobTitle | None = None
-    password: Password
+    password: Password | None = Field(
+        default=None, description="Required, except for a service account, which has none."
+    )
+    service_account: StrictBool = Field(
+        default=False,
+        description="No password, no sign-in: it acts through the API tokens a superuser "
+        "creates for it (superusers only).",
+    )
     is_active: StrictBool = True
     is_superuser: StrictBool = False
     department_id: StrictId | None = None
@@ -66,6 +74,18 @@ class UserCreate(BaseModel):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @model_validator(mode="after")
+    def _password_unless_service_account(self) -> Self:
+        if self.service_account and self.password is not None:
+            raise PydanticCustomError(
+                "service_account_password", "a service account has no password"
+            )
+        if not self.service_account and self.password is None:
+            raise PydanticCustomError(
+                "missing_password", "password is required (unless service_account is true)"
+            )
+        return self
 
 
 class UserUpdate(BaseModel):
@@ -112,6 +132,7 @@ class UserRead(BaseModel):
     job_title: str | None
     is_active: bool
     is_superuser: bool
+    is_service_account: bool
     department: NamedSummary | None
     location: NamedSummary | None
     roles: list[RoleSummary]
@@ -127,6 +148,7 @@ class UserFilters(BaseModel):
     )
     is_active: bool | None = None
     is_superuser: bool | None = None
+    is_service_account: bool | None = None
     role_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
     department_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None
     location_id: Annotated[int | None, Field(ge=1, le=MAX_BIGINT)] = None

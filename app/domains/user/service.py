@@ -17,6 +17,7 @@ from app.domains.auth import delegation
 from app.domains.auth import queries as auth_queries
 from app.domains.auth import service as auth_service
 from app.domains.auth.context import AuthContext
+from app.domains.auth.exceptions import RefusedToApiTokens
 from app.domains.auth.principal import Principal
 from app.domains.department.models import Department
 from app.domains.location.models import Location
@@ -109,8 +110,13 @@ async def _email_free(session: AsyncSession, email: str, *, except_id: int | Non
 async def create(
     session: AsyncSession, *, data: UserCreate, actor: Principal | None, auth: AuthContext
 ) -> UserRead:
-    """Create an account holding nothing beyond what its creator holds."""
+    """Create an account holding nothing beyond what its creator holds.
+
+    A service account (no password) is a superuser's to create.
+    """
     if actor is not None:
+        if data.service_account and not actor.is_superuser:
+            raise Forbidden("Only a superuser creates a service account.")
         await _ensure_grantable(
             session,
             actor,
@@ -118,7 +124,8 @@ async def create(
             superuser=data.is_superuser,
             action="create this user",
         )
-    _check_password_policy(auth, data.password)
+    if data.password is not None:
+        _check_password_policy(auth, data.password)
     await _email_free(session, data.email)
     await _check_placement(session, data.department_id, data.location_id)
     user = User(
@@ -129,7 +136,7 @@ async def create(
         is_superuser=data.is_superuser,
         department_id=data.department_id,
         location_id=data.location_id,
-        password_hash=await auth.passwords.hash(data.password),
+        password_hash=await auth.passwords.hash(data.password) if data.password else None,
         created_by_id=actor.user_id if actor else None,
     )
     async with AUDITED.creating(session, user, actor=actor) as change:
@@ -142,11 +149,18 @@ async def _authorize_update(
     session: AsyncSession, actor: Principal, *, user: User, changes: dict[str, Any]
 ) -> None:
     """The account is within the actor's reach before and after; one's own password is not."""
-    if user.id == actor.user_id and "password" in changes:
-        raise Forbidden(
-            "Change your own password with POST /api/v1/users/me/password, "
-            "which asks for the current one."
-        )
+    if "password" in changes:
+        if actor.api_token_id is not None:
+            raise RefusedToApiTokens("change passwords")
+        if user.id == actor.user_id:
+            raise Forbidden(
+                "Change your own password with POST /api/v1/users/me/password, "
+                "which asks for the current one."
+            )
+        if user.is_service_account:
+            raise ValidationFailed(
+                f"User {user.id} is a service account: it has no password, only API tokens."
+            )
     action = f"change user {user.id}"
     await _ensure_manageable(session, actor, user=user, action=action)
     if "role_ids" in changes or changes.get("is_superuser"):
@@ -193,6 +207,8 @@ async def update(
     if change:
         if password is not None or changes.get("is_active") is False:
             await auth_service.end_all_sessions(session, auth, user_id=user.id)
+        if changes.get("is_active") is False:
+            await auth_service.revoke_all_api_tokens(session, auth, user_id=user.id, actor=actor)
         after_commit(session, lambda: auth.token_state.user_changed(user.id))
     return await user_queries.read(session, user, roles=roles)
 
@@ -211,6 +227,8 @@ async def change_password(
 ) -> None:
     """Change one's own password and end every other session."""
     user = await user_queries.get_for_update(session, actor.user_id)
+    if user.password_hash is None:
+        raise ValidationFailed("A service account has no password to change.")
     # A wrong current password is a guess: it spends the account's login allowance.
     await auth.login_throttle.reserve(email=user.email)
     if not await auth.passwords.verify(user.password_hash, data.current_password):
@@ -239,4 +257,6 @@ async def delete(
     async with AUDITED.deleting(session, user, actor=actor, if_match=if_match):
         if user_id == actor.user_id:
             raise Conflict("You cannot delete your own account.")
+        # Explicitly, not by the foreign key's cascade: their cached copies must go too.
+        await auth_service.delete_all_api_tokens(session, auth, user_id=user_id, actor=actor)
     await auth.token_state.end_sessions(user_id, auth.tokens.lifetime)
