@@ -159,15 +159,20 @@ class _BodyTooLarge(HTTPException):
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 for a body over `max_bytes`: from Content-Length up front, else as it streams."""
+    """Answer 413 for a body over `max_bytes`: from Content-Length up front, else as it streams.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    `exempt_paths`: routes that enforce a limit of their own (the bulk imports read up to
+    IMPORT_MAX_BYTES and name their row limit too).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.detail = f"The request body is larger than {max_bytes} bytes."
+        self.exempt_paths = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
