@@ -19,6 +19,7 @@ from app.core.constraints import constraint_error, constraint_name
 from app.core.errors import PROBLEM_TYPE_PREFIX, STATUSES, AppError, problem_title
 from app.core.redis import REDIS_UNREACHABLE, RedisPoolExhausted
 from app.core.routes import RouteIndex
+from app.core.versioning import NotModified, not_modified_response
 
 logger = logging.getLogger("app.errors")
 
@@ -223,6 +224,8 @@ async def _pool_timeout(request: Request, error: Exception) -> ProblemResponse:
 def install_error_handlers(app: FastAPI, *, routes: RouteIndex) -> None:
     """Route every error type a request can raise to its problem+json rendering."""
     app.add_exception_handler(AppError, _app_error)
+    # Not an error: a conditional GET whose copy is current (304, no body).
+    app.add_exception_handler(NotModified, not_modified_response)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler(routes))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
