@@ -52,6 +52,7 @@ from app.core.redis import create_redis
 from app.core.routes import RouteIndex
 from app.domains import register_domain_constraints
 from app.domains.auth.context import AuthContext
+from app.domains.exchange.router import IMPORT_PATHS
 from app.domains.user.bootstrap import ensure_superuser
 
 logger = logging.getLogger("app")
@@ -156,7 +157,11 @@ def _add_middleware(
             exempt_paths=PROBE_PATHS,
         )
     if settings.max_body_bytes:
-        app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+        app.add_middleware(
+            BodySizeLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            exempt_paths=[f"{API_PREFIX}{path}" for path in IMPORT_PATHS],
+        )
     if settings.security_headers_enabled:
         app.add_middleware(
             SecurityHeadersMiddleware,
@@ -179,7 +184,13 @@ def _add_middleware(
             allow_origins=settings.cors_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "X-Request-ID",
+            ],
             expose_headers=[
                 "ETag",
                 "Location",

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.core.database import MAX_BIGINT, Base
 from app.core.errors import Conflict, NotFound, ValidationFailed
@@ -18,6 +19,23 @@ from app.core.errors import Conflict, NotFound, ValidationFailed
 ModelT = TypeVar("ModelT", bound=Base)
 
 EntityId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="The entity's id.")]
+"""An id in a path: `/{process_id:id}` (the `id` convertor below), validated as an integer."""
+
+# What a collection's own sub-paths are called (`/processes/export`): never an entity's id.
+COLLECTION_ACTIONS = ("export", "import")
+
+
+class IdConvertor(StringConvertor):
+    """A path segment that may be an id: anything but a collection action.
+
+    FastAPI still validates it as an `EntityId` (so `/processes/abc` answers 422), while
+    `/processes/export` reaches the export route, and a method it does not allow answers 405.
+    """
+
+    regex = rf"(?!(?:{'|'.join(COLLECTION_ACTIONS)})(?:/|$))[^/]+"
+
+
+register_url_convertor("id", IdConvertor())
 StrictId = Annotated[int, Strict(), Field(ge=1, le=MAX_BIGINT)]
 """An id in a JSON body: a JSON integer, never `"7"` or `true` read as one."""
 OptionalId = Annotated[int | None, Field(ge=1, le=MAX_BIGINT)]

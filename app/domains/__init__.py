@@ -53,7 +53,13 @@ DOMAINS: tuple[Domain, ...] = (
         routers=("router", "reverse_router"),
         busiest=True,
     ),
-    Domain("auth"),
+    # Dependencies between processes, the graph and impact analysis: processes' permissions,
+    # and a change is audited as an update of the process.
+    Domain("dependency"),
+    # Export and import of every collection: each collection's permissions. Entity ids in
+    # paths are `{x_id:int}`, so `/processes/export` never reaches `/processes/{process_id}`.
+    Domain("exchange"),
+    Domain("auth", entity_type="api_token"),
     Domain("audit"),
 )
 

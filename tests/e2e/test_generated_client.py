@@ -29,7 +29,11 @@ def generated(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The client package, generated from the running server's document into a tmp dir."""
     root = tmp_path_factory.mktemp("generated-client")
     config = root / "config.yaml"
-    config.write_text("post_hooks: []\n")
+    # The imports read CSV or NDJSON, which the generator sends as bytes once told so.
+    config.write_text(
+        "post_hooks: []\ncontent_type_overrides:\n"
+        "  text/csv: application/octet-stream\n  application/x-ndjson: application/octet-stream\n"
+    )
     result = subprocess.run(
         [
             Path(sys.executable).with_name("openapi-python-client"),

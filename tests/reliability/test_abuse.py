@@ -299,11 +299,12 @@ async def test_sql_and_regex_metacharacters_in_q_match_literally(
             f"{API}/processes", headers=admin_headers, json={"title": title}
         )
         assert created.status_code == 201
+    searchable = [path for path in LISTS if "{" not in path and "q" in _text_parameters(path)]
+    assert f"{API}/processes" in searchable
     for q in METACHARACTERS:
-        for path in LISTS:
-            if "{" not in path:
-                response = await client.get(path, headers=admin_headers, params={"q": q})
-                assert response.status_code == 200, (path, q, response.text)
+        for path in searchable:
+            response = await client.get(path, headers=admin_headers, params={"q": q})
+            assert response.status_code == 200, (path, q, response.text)
         found = await client.get(f"{API}/processes", headers=admin_headers, params={"q": q})
         matched = sorted(item["title"] for item in found.json()["items"])
         assert matched == sorted(t for t in titles if q in t), q

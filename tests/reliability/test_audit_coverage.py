@@ -7,6 +7,7 @@ and are left out; `/users/me` and `/users/me/password` are audited as updates of
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,19 @@ def _delete_scenario(collection: str) -> Scenario:
     return run
 
 
+def _import_scenario(collection: str) -> Scenario:
+    async def run(client: AsyncClient, headers: dict[str, str], *_: Any) -> Expected:
+        row = {"id": 900001, **CREATE_BODIES[collection]}
+        response = await client.post(
+            f"{API}/{collection}/import",
+            headers={**headers, "Content-Type": "application/x-ndjson"},
+            content=json.dumps(row),
+        )
+        return Expected(ENTITY_TYPES[collection], "create", 900001, response)
+
+    return run
+
+
 async def _update_me(
     client: AsyncClient, _: dict[str, str], factory: Factory, user: User
 ) -> Expected:
@@ -124,15 +138,39 @@ async def _change_my_password(
     return Expected("user", "update", user.id, response)
 
 
+async def _review_process(client: AsyncClient, headers: dict[str, str], *_: Any) -> Expected:
+    created = await _create(client, headers, "processes")
+    response = await client.post(f"{created.headers['location']}/review", headers=headers)
+    return Expected("process", "update", created.json()["id"], response)
+
+
+async def _create_api_token(client: AsyncClient, headers: dict[str, str], *_: Any) -> Expected:
+    response = await client.post(
+        f"{API}/api-tokens", headers=headers, json={"name": "Audited", "permissions": []}
+    )
+    return Expected("api_token", "create", response.json()["id"], response)
+
+
+async def _revoke_api_token(client: AsyncClient, headers: dict[str, str], *_: Any) -> Expected:
+    created = await _create_api_token(client, headers)
+    response = await client.delete(f"{API}/api-tokens/{created.entity_id}", headers=headers)
+    return Expected("api_token", "update", created.entity_id, response)
+
+
 SCENARIOS: dict[tuple[str, str], Scenario] = {
+    ("POST", f"{API}/api-tokens"): _create_api_token,
+    ("DELETE", f"{API}/api-tokens/{{api_token_id}}"): _revoke_api_token,
     ("PATCH", f"{API}/users/me"): _update_me,
     ("POST", f"{API}/users/me/password"): _change_my_password,
+    ("POST", f"{API}/processes/{{process_id}}/review"): _review_process,
 }
 for _collection in CREATE_BODIES:
     SCENARIOS["POST", f"{API}/{_collection}"] = _create_scenario(_collection)
     _item = f"{API}/{_collection}/{{{ENTITY_TYPES[_collection]}_id}}"
     SCENARIOS["PATCH", _item] = _update_scenario(_collection)
     SCENARIOS["DELETE", _item] = _delete_scenario(_collection)
+    if _collection != "users":  # users are exported, not imported
+        SCENARIOS["POST", f"{API}/{_collection}/import"] = _import_scenario(_collection)
 
 
 def test_every_write_route_has_an_audit_scenario() -> None:

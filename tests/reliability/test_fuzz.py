@@ -187,7 +187,8 @@ STATEFUL_SEED = 20261122
 
 
 def _satisfy_rules_the_schema_cannot_state(case: schemathesis.Case) -> None:
-    """Unique names and the password policy, so creates succeed and their links get followed.
+    """Unique names, the password policy, no unknown ids and JSON integers, so creates succeed
+    and their links get followed.
 
     Whatever earlier tests left in the fuzz database must not decide whether a scenario
     ever gets past its first step.
@@ -195,6 +196,15 @@ def _satisfy_rules_the_schema_cannot_state(case: schemathesis.Case) -> None:
     positive = case.meta is None or case.meta.generation.mode is GenerationMode.POSITIVE
     if not positive or not isinstance(case.body, dict):
         return
+    # Ids of other rows: random ones name rows that do not exist (the stateless test above
+    # covers those 422s). And JSON Schema counts 3.0 as an integer; ours are strict.
+    for field, value in list(case.body.items()):
+        if field.endswith("_ids"):
+            case.body[field] = []
+        elif field.endswith("_id"):
+            del case.body[field]
+        elif isinstance(value, float) and value.is_integer():
+            case.body[field] = int(value)
     unique = uuid.uuid4().hex[:8]
     for field in ("name", "code"):
         if isinstance(case.body.get(field), str):
@@ -217,7 +227,10 @@ def test_linked_operations_create_then_read_update_and_delete(
     tokens = TokenCodec(fuzz_settings)
     answered: list[tuple[str, int]] = []
     # The collection and its `/{id}` routes (not `/users/me`, whose links lead to the admin).
-    scoped = schema.include(path_regex=rf"^{API_PREFIX}/{collection}(/{{\w+}}.*)?$")
+    # Nor what hangs below an item (`POST /processes/{id}/review`, `PUT .../dependencies`):
+    # schemathesis takes such operations for roots, and then never creates anything. The
+    # stateless test above covers them.
+    scoped = schema.include(path_regex=rf"^{API_PREFIX}/{collection}(/{{\w+}})?$")
 
     class Workflow(scoped.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: schemathesis.Case) -> None:
@@ -260,7 +273,8 @@ def test_linked_operations_create_then_read_update_and_delete(
             continue
     else:
         pytest.fail(f"{SESSIONS} sessions in a row ended in inconsistent generation")
-    assert (f"POST {API_PREFIX}/{collection}", 201) in answered, answered
+    creates = [status for call, status in answered if call == f"POST {API_PREFIX}/{collection}"]
+    assert 201 in creates, creates
     followed = [
         call
         for call, status in answered

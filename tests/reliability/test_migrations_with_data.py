@@ -113,7 +113,10 @@ async def test_demo_data_survives_downgrading_and_reapplying_the_latest_migratio
     seeded, indexes = await _fingerprint(url), await _indexes(url)
 
     await _migrate("downgrade", url, "-1")
-    assert await _fingerprint(url) == seeded
+    downgraded = await _fingerprint(url)
+    # A table the latest migration adds goes with its downgrade: the seed leaves it empty.
+    assert all(seeded[table][0] == 0 for table in seeded.keys() - downgraded.keys())
+    assert downgraded == {table: seeded[table] for table in downgraded}
     assert await _indexes(url) < indexes
 
     await _migrate("upgrade", url, "head")

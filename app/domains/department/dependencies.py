@@ -15,14 +15,10 @@ DepartmentsRead = Annotated[Principal, Depends(require("departments:read"))]
 DepartmentsWrite = Annotated[Principal, Depends(require("departments:write"))]
 
 
-async def valid_department(department_id: EntityId, session: SessionDep) -> Department:
-    return await department_queries.get(session, department_id)
-
-
 async def department_for_update(department_id: EntityId, session: SessionDep) -> Department:
     """The tree lock, then the department's row lock, both until the transaction ends."""
     return await department_queries.lock_tree_and_get(session, department_id)
 
 
-ValidDepartment = Annotated[Department, Depends(valid_department)]
+# No ValidDepartment: GET by id checks If-None-Match before it loads the row (304 without it).
 LockedDepartment = Annotated[Department, Depends(department_for_update)]

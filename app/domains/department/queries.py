@@ -30,7 +30,8 @@ keyset = Keyset(
 _COLUMNS = tuple(name for name in DepartmentRead.model_fields if name != "manager")
 
 
-def _filtered(filters: DepartmentFilters) -> Select[Department]:
+def filtered(filters: DepartmentFilters) -> Select[Department]:
+    """The departments that `filters` select: the list pages them, the export streams them all."""
     statement = select(Department)
     if filters.q:
         statement = statement.where(contains(filters.q, Department.name, Department.code))
@@ -84,7 +85,7 @@ async def list(
     session: AsyncSession, *, filters: DepartmentFilters, page: PageParams
 ) -> PageResult[DepartmentRead]:
     """A page of departments and, in one more query, the summaries of their managers."""
-    result = await fetch_page(session, _filtered(filters), keyset, page)
+    result = await fetch_page(session, filtered(filters), keyset, page)
     managers = await summaries(session, User.full_name, (d.manager_id for d in result.items))
     items = [_read(department, managers) for department in result.items]
     return PageResult(items, result.next_cursor, result.total)

@@ -8,15 +8,15 @@ from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.department import queries as department_queries
 from app.domains.department import service as department_service
 from app.domains.department.dependencies import (
     DepartmentsRead,
     DepartmentsWrite,
     LockedDepartment,
-    ValidDepartment,
 )
+from app.domains.department.models import Department
 from app.domains.department.schemas import (
     DepartmentCreate,
     DepartmentFilters,
@@ -56,20 +56,26 @@ async def create_department(
 
 
 @router.get(
-    "/{department_id}",
+    "/{department_id:id}",
     response_model=DepartmentRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_department(
-    _: DepartmentsRead, department: ValidDepartment, session: SessionDep, response: Response
+    _: DepartmentsRead,
+    department_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> DepartmentRead:
     """One department, with its manager."""
+    await check_not_modified(session, Department, department_id, if_none_match=cached)
+    department = await department_queries.get(session, department_id)
     set_etag(response, department.version)
     return await department_queries.read(session, department)
 
 
 @router.get(
-    "/{department_id}/tree",
+    "/{department_id:id}/tree",
     response_model=DepartmentNode,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
@@ -81,7 +87,7 @@ async def read_department_tree(
 
 
 @router.patch(
-    "/{department_id}",
+    "/{department_id:id}",
     response_model=DepartmentRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )
@@ -102,7 +108,7 @@ async def update_department(
 
 
 @router.delete(
-    "/{department_id}",
+    "/{department_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )

@@ -15,14 +15,10 @@ LocationsRead = Annotated[Principal, Depends(require("locations:read"))]
 LocationsWrite = Annotated[Principal, Depends(require("locations:write"))]
 
 
-async def valid_location(location_id: EntityId, session: SessionDep) -> Location:
-    return await location_queries.get(session, location_id)
-
-
 async def location_for_update(location_id: EntityId, session: SessionDep) -> Location:
     """The tree lock, then the location's row lock, both until the transaction ends."""
     return await location_queries.lock_tree_and_get(session, location_id)
 
 
-ValidLocation = Annotated[Location, Depends(valid_location)]
+# No ValidLocation: GET by id checks If-None-Match before it loads the row (304 without it).
 LockedLocation = Annotated[Location, Depends(location_for_update)]

@@ -21,7 +21,8 @@ keyset = Keyset(
 )
 
 
-def _filtered(filters: LocationFilters) -> Select[Location]:
+def filtered(filters: LocationFilters) -> Select[Location]:
+    """The locations that `filters` select: the list pages them, the export streams them all."""
     statement = select(Location)
     if filters.q:
         statement = statement.where(contains(filters.q, Location.name, Location.city))
@@ -71,7 +72,7 @@ async def list(
     session: AsyncSession, *, filters: LocationFilters, page: PageParams
 ) -> PageResult[LocationRead]:
     """A page of locations, filtered and keyset-paginated."""
-    result = await fetch_page(session, _filtered(filters), keyset, page)
+    result = await fetch_page(session, filtered(filters), keyset, page)
     items = [LocationRead.model_validate(location) for location in result.items]
     return PageResult(items, result.next_cursor, result.total)
 

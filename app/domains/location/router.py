@@ -8,15 +8,15 @@ from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
 from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.location import queries as location_queries
 from app.domains.location import service as location_service
 from app.domains.location.dependencies import (
     LocationsRead,
     LocationsWrite,
     LockedLocation,
-    ValidLocation,
 )
+from app.domains.location.models import Location
 from app.domains.location.schemas import (
     LocationCreate,
     LocationFilters,
@@ -56,20 +56,26 @@ async def create_location(
 
 
 @router.get(
-    "/{location_id}",
+    "/{location_id:id}",
     response_model=LocationRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_location(
-    _: LocationsRead, location: ValidLocation, session: SessionDep, response: Response
+    _: LocationsRead,
+    location_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> LocationRead:
     """One location."""
+    await check_not_modified(session, Location, location_id, if_none_match=cached)
+    location = await location_queries.get(session, location_id)
     set_etag(response, location.version)
     return await location_queries.read(session, location)
 
 
 @router.get(
-    "/{location_id}/tree",
+    "/{location_id:id}/tree",
     response_model=LocationNode,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
 )
@@ -81,7 +87,7 @@ async def read_location_tree(
 
 
 @router.patch(
-    "/{location_id}",
+    "/{location_id:id}",
     response_model=LocationRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )
@@ -102,7 +108,7 @@ async def update_location(
 
 
 @router.delete(
-    "/{location_id}",
+    "/{location_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )

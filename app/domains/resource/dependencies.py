@@ -15,14 +15,10 @@ ResourcesRead = Annotated[Principal, Depends(require("resources:read"))]
 ResourcesWrite = Annotated[Principal, Depends(require("resources:write"))]
 
 
-async def valid_resource(resource_id: EntityId, session: SessionDep) -> Resource:
-    return await resource_queries.get(session, resource_id)
-
-
 async def resource_for_update(resource_id: EntityId, session: SessionDep) -> Resource:
     """The resource row, locked until the request's transaction ends."""
     return await resource_queries.get_for_update(session, resource_id)
 
 
-ValidResource = Annotated[Resource, Depends(valid_resource)]
+# No ValidResource: GET by id checks If-None-Match before it loads the row (304 without it).
 LockedResource = Annotated[Resource, Depends(resource_for_update)]

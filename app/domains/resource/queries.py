@@ -28,7 +28,8 @@ keyset = Keyset(
 )
 
 
-def _filtered(filters: ResourceFilters) -> Select[Resource]:
+def filtered(filters: ResourceFilters) -> Select[Resource]:
+    """The resources that `filters` select: the list pages them, the export streams them all."""
     statement = select(Resource)
     if filters.q:
         statement = statement.where(contains(filters.q, Resource.name, Resource.description))
@@ -89,7 +90,7 @@ async def list(
     session: AsyncSession, *, filters: ResourceFilters, page: PageParams
 ) -> PageResult[ResourceRead]:
     """A page of resources and, in one query per kind, their locations and departments."""
-    result = await fetch_page(session, _filtered(filters), keyset, page)
+    result = await fetch_page(session, filtered(filters), keyset, page)
     locations = await summaries(session, Location.name, (r.location_id for r in result.items))
     departments = await summaries(session, Department.name, (r.department_id for r in result.items))
     items = [_read(resource, locations, departments) for resource in result.items]

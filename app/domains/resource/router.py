@@ -6,16 +6,17 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
+from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.resource import queries as resource_queries
 from app.domains.resource import service as resource_service
 from app.domains.resource.dependencies import (
     LockedResource,
     ResourcesRead,
     ResourcesWrite,
-    ValidResource,
 )
+from app.domains.resource.models import Resource
 from app.domains.resource.schemas import (
     ResourceCreate,
     ResourceFilters,
@@ -54,20 +55,26 @@ async def create_resource(
 
 
 @router.get(
-    "/{resource_id}",
+    "/{resource_id:id}",
     response_model=ResourceRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_resource(
-    _: ResourcesRead, resource: ValidResource, session: SessionDep, response: Response
+    _: ResourcesRead,
+    resource_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> ResourceRead:
     """One resource, with its location and owning department."""
+    await check_not_modified(session, Resource, resource_id, if_none_match=cached)
+    resource = await resource_queries.get(session, resource_id)
     set_etag(response, resource.version)
     return await resource_queries.read(session, resource)
 
 
 @router.patch(
-    "/{resource_id}",
+    "/{resource_id:id}",
     response_model=ResourceRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 412, 422)},
 )
@@ -88,7 +95,7 @@ async def update_resource(
 
 
 @router.delete(
-    "/{resource_id}",
+    "/{resource_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 412)},
 )

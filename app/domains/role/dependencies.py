@@ -15,14 +15,10 @@ RolesRead = Annotated[Principal, Depends(require("roles:read"))]
 RolesWrite = Annotated[Principal, Depends(require("roles:write"))]
 
 
-async def valid_role(role_id: EntityId, session: SessionDep) -> Role:
-    return await role_queries.get(session, role_id)
-
-
 async def role_for_update(role_id: EntityId, session: SessionDep) -> Role:
     """The role row, locked until the request's transaction ends."""
     return await role_queries.get_for_update(session, role_id)
 
 
-ValidRole = Annotated[Role, Depends(valid_role)]
+# No ValidRole: GET by id checks If-None-Match before it loads the row (304 without it).
 LockedRole = Annotated[Role, Depends(role_for_update)]

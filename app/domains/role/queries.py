@@ -17,7 +17,8 @@ keyset = Keyset(
 )
 
 
-def _filtered(filters: RoleFilters) -> Select[Role]:
+def filtered(filters: RoleFilters) -> Select[Role]:
+    """The roles that `filters` select: the list pages them, the export streams them all."""
     statement = select(Role)
     if filters.q:
         statement = statement.where(contains(filters.q, Role.name))
@@ -45,6 +46,6 @@ async def list(
     session: AsyncSession, *, filters: RoleFilters, page: PageParams
 ) -> PageResult[RoleRead]:
     """A page of roles."""
-    result = await fetch_page(session, _filtered(filters), keyset, page)
+    result = await fetch_page(session, filtered(filters), keyset, page)
     items = [RoleRead.model_validate(role) for role in result.items]
     return PageResult(items, result.next_cursor, result.total)

@@ -6,12 +6,14 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
+from app.core.lookups import EntityId
 from app.core.pagination import Page, PageParamsDep, PageResult
-from app.core.versioning import IfMatch, set_etag
+from app.core.versioning import NOT_MODIFIED, IfMatch, IfNoneMatch, check_not_modified, set_etag
 from app.domains.auth.context import AuthDep
 from app.domains.role import queries as role_queries
 from app.domains.role import service as role_service
-from app.domains.role.dependencies import LockedRole, RolesRead, RolesWrite, ValidRole
+from app.domains.role.dependencies import LockedRole, RolesRead, RolesWrite
+from app.domains.role.models import Role
 from app.domains.role.schemas import RoleCreate, RoleFilters, RoleRead, RoleUpdate
 
 router = APIRouter(prefix="/roles", tags=["roles"])
@@ -45,20 +47,26 @@ async def create_role(
 
 
 @router.get(
-    "/{role_id}",
+    "/{role_id:id}",
     response_model=RoleRead,
-    responses={**AUTHENTICATED_ERRORS, **problem_responses(404)},
+    responses={**AUTHENTICATED_ERRORS, **problem_responses(404), **NOT_MODIFIED},
 )
 async def read_role(
-    _: RolesRead, role: ValidRole, session: SessionDep, response: Response
+    _: RolesRead,
+    role_id: EntityId,
+    session: SessionDep,
+    cached: IfNoneMatch,
+    response: Response,
 ) -> RoleRead:
     """One role."""
+    await check_not_modified(session, Role, role_id, if_none_match=cached)
+    role = await role_queries.get(session, role_id)
     set_etag(response, role.version)
     return await role_queries.read(session, role)
 
 
 @router.patch(
-    "/{role_id}",
+    "/{role_id:id}",
     response_model=RoleRead,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )
@@ -80,7 +88,7 @@ async def update_role(
 
 
 @router.delete(
-    "/{role_id}",
+    "/{role_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTHENTICATED_ERRORS, **problem_responses(404, 409, 412)},
 )

@@ -3,27 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.changes import Omittable
-from app.domains.auth.permissions import PERMISSIONS
+from app.domains.auth.permissions import Permissions
 
 RoleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-
-
-def _known_permissions(value: list[str]) -> list[str]:
-    unknown = sorted(set(value) - PERMISSIONS)
-    if unknown:
-        raise ValueError(f"unknown permissions: {', '.join(unknown)}; see GET /api/v1/permissions")
-    return sorted(set(value))
-
-
-Permissions = Annotated[
-    list[Annotated[str, StringConstraints(max_length=64)]],
-    Field(max_length=len(PERMISSIONS) * 2),
-    AfterValidator(_known_permissions),
-]
 
 
 class RoleCreate(BaseModel):
