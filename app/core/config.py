@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # Bulk import (POST /{collection}/import): its own limits, in place of MAX_BODY_BYTES.
     import_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     import_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # Exports one worker streams at once: each holds a database connection for its whole
+    # download, so a few slow readers must not take the pool from every other request.
+    export_max_concurrent: int = Field(default=4, ge=1, le=100)
     rate_limit_enabled: bool = True
     rate_limit_default: RateLimitSpec = "300/minute"
     rate_limit_auth: RateLimitSpec = "60/minute"

@@ -259,3 +259,32 @@ async def test_an_export_reads_one_snapshot_however_long_it_streams(
     documents = ndjson_rows((first + rest).decode())
     assert [document["id"] for document in documents] == first_ids
     assert documents[-1]["departments"] == [{"id": department.id, "name": department.name}]
+
+
+async def test_a_worker_streams_a_bounded_number_of_exports_at_once(
+    client: AsyncClient, engine: AsyncEngine, session: AsyncSession, headers: dict[str, str]
+) -> None:
+    """Each export holds a connection while it streams: slow readers cannot take the pool."""
+    await _processes(session, 3)
+    limit = 4  # EXPORT_MAX_CONCURRENT's default, which the test app keeps
+    streaming = [
+        exchange_queries.export_file(
+            engine, collection=PROCESSES, filters=ProcessFilters(), file_format=ExportFormat.CSV
+        )
+        for _ in range(limit)
+    ]
+    try:
+        for stream in streaming:
+            await anext(stream)  # started: its connection is held
+        refused = await client.get(f"{API}/processes/export", headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert "4 exports are already streaming" in refused.json()["detail"]
+        assert (await client.get(f"{API}/processes?limit=1", headers=headers)).status_code == 200
+        await streaming.pop().aclose()
+        served = await client.get(f"{API}/processes/export", headers=headers)
+        assert served.status_code == 200
+        assert len(csv_rows(served.text)) == 3
+    finally:
+        for stream in streaming:
+            await stream.aclose()

@@ -44,11 +44,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.core.errors import ServiceUnavailable
 from app.domains.exchange.collections import LIST_SEPARATOR, Collection, LinkKind, NaturalKey
 from app.domains.exchange.formats import csv_lines
 from app.domains.exchange.schemas import ExportFormat
 
 BATCH_ROWS = 1000
+# Exports this worker is streaming now (one event loop per worker: no lock needed).
+_streaming = 0
 EMPTY_JSON_ARRAY: ColumnElement[Any] = literal_column("'[]'::json")
 
 
@@ -133,11 +136,30 @@ def batch_statement(
 
 
 async def export_file(
-    engine: AsyncEngine, *, collection: Collection, filters: Any, file_format: ExportFormat
+    engine: AsyncEngine,
+    *,
+    collection: Collection,
+    filters: Any,
+    file_format: ExportFormat,
+    at_most: int = 4,
 ) -> AsyncIterator[bytes]:
-    """The whole filtered set as a file, in chunks; the first has the header and first batch."""
+    """The whole filtered set as a file, in chunks; the first has the header and first batch.
+
+    503 when this worker already streams `at_most` exports (EXPORT_MAX_CONCURRENT): each
+    holds a pooled connection until its download ends.
+    """
+    global _streaming
+    if _streaming >= at_most:
+        raise ServiceUnavailable(
+            f"{at_most} exports are already streaming from this server; retry shortly."
+        )
+    _streaming += 1
     csv = file_format is ExportFormat.CSV
-    connection = await engine.connect()
+    try:
+        connection = await engine.connect()
+    except BaseException:
+        _streaming -= 1
+        raise
     try:
         await connection.execution_options(
             isolation_level="REPEATABLE READ", postgresql_readonly=True
@@ -160,6 +182,7 @@ async def export_file(
                 return
             after = rows[-1][0]
     finally:
+        _streaming -= 1
         # Also when the client went away and the stream is cancelled: the connection goes back.
         with anyio.CancelScope(shield=True):
             await connection.close()

@@ -117,7 +117,11 @@ async def _export(
     request: Request, collection: Collection, filters: Any, file_format: ExportFormat
 ) -> StreamingResponse:
     chunks = exchange_queries.export_file(
-        request.state.engine, collection=collection, filters=filters, file_format=file_format
+        request.state.engine,
+        collection=collection,
+        filters=filters,
+        file_format=file_format,
+        at_most=request.state.settings.export_max_concurrent,
     )
     # The snapshot opens and the first batch is read before the status is sent: a failure
     # there is still a problem response.
