@@ -14,6 +14,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SECRET_KEY = "change-me-in-production-please-32-chars"  # noqa: S105 (a known-insecure default)
@@ -70,6 +72,15 @@ def _weak_secret(name: str, secret: str) -> str | None:
     return None
 
 
+def sentinel_address(entry: str) -> tuple[str, int]:
+    """`"10.0.0.5:26379"` or `"[::1]:26379"` -> (host, port); ValueError naming the entry."""
+    host, separator, port = entry.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"REDIS_SENTINELS entry {entry!r} is not host:port")
+    return host, int(port)
+
+
 CsvList = Annotated[list[str], NoDecode]
 RateLimitSpec = Annotated[str, Field(pattern=r"^[1-9][0-9]*/(second|minute|hour|day)$")]
 
@@ -113,6 +124,49 @@ class Settings(BaseSettings):
     # Through PgBouncer in transaction pooling mode: no statement caches, uniquely named
     # prepared statements, no session settings at connect (docs/scaling.md).
     db_pgbouncer: bool = False
+    # With DB_PGBOUNCER, behind PgBouncer >= 1.21 with max_prepared_statements > 0: keep
+    # asyncpg's named prepared statements, so PostgreSQL plans each statement once per
+    # server connection instead of at every execution (docs/scaling.md).
+    db_pgbouncer_prepared_statements: bool = False
+
+    # Read replicas (docs/scaling.md, "Read replicas"): streaming replicas of DATABASE_URL,
+    # comma-separated. GETs read from one that is up, at most DATABASE_READ_MAX_LAG_SECONDS
+    # behind and past the client's last write; everything else uses the primary. Each worker
+    # checks every replica's replay position each DATABASE_READ_POLL_SECONDS.
+    database_read_url: CsvList = Field(default_factory=list)
+    database_read_max_lag_seconds: float = Field(default=5.0, gt=0, le=3600)
+    database_read_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("database_read_url", mode="before")
+    @classmethod
+    def _split_read_urls(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _check_read_urls(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                make_url(entry)
+            except (ArgumentError, ValueError):
+                # The URL may carry a password: name its position, never its text.
+                raise ValueError(
+                    f"DATABASE_READ_URL entry {value.index(entry) + 1} is not a database URL"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_read_replicas(self) -> Self:
+        if not self.database_read_url:
+            return self
+        if not self.database_url:
+            raise ValueError("DATABASE_READ_URL needs DATABASE_URL: replicas follow a primary")
+        if self.database_read_poll_seconds >= self.database_read_max_lag_seconds:
+            raise ValueError(
+                "DATABASE_READ_POLL_SECONDS must be shorter than DATABASE_READ_MAX_LAG_SECONDS, "
+                "or a replica's last check is always older than the lag it may have"
+            )
+        return self
 
     # Redis (None: an embedded server under DATA_DIR, refused in production)
     redis_url: str | None = None
@@ -122,6 +176,84 @@ class Settings(BaseSettings):
     # than the 20 a worker's database pool admits, so Redis is never the narrower gate.
     redis_max_connections: int = Field(default=50, ge=1, le=10_000)
     redis_pool_timeout: float = Field(default=5.0, gt=0, le=120)
+
+    # Redis Sentinel (docs/operations.md, "Redis Sentinel"): both set, or neither. The
+    # client asks the sentinels (host:port, comma-separated) for the primary of the service
+    # REDIS_SENTINEL_MASTER; REDIS_URL stays unset and no embedded Redis starts.
+    redis_sentinels: CsvList = Field(default_factory=list)
+    redis_sentinel_master: str | None = None
+    # The sentinels' own credentials, and the primary's and replicas' (without Sentinel,
+    # they go in REDIS_URL).
+    redis_sentinel_username: str | None = None
+    redis_sentinel_password: SecretStr | None = None
+    redis_sentinel_master_username: str | None = None
+    redis_sentinel_master_password: SecretStr | None = None
+    # Revocations and permission changes wait (WAIT) until this many replicas hold them, at
+    # most REDIS_REVOCATION_WAIT_MS, so a failover cannot drop them once answered (None: 1
+    # with Sentinel, 0 without; docs/reliability.md, "Redis failover").
+    redis_revocation_replicas: int | None = Field(default=None, ge=0, le=16)
+    redis_revocation_wait_ms: int = Field(default=500, ge=1, le=60_000)
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            sentinel_address(entry)
+        return value
+
+    @model_validator(mode="after")
+    def _check_redis_mode(self) -> Self:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both")
+        if self.redis_sentinels and self.redis_url:
+            raise ValueError(
+                "REDIS_URL and REDIS_SENTINELS are both set: a URL names one server, the "
+                "sentinels name the primary; unset one"
+            )
+        if not self.redis_sentinels:
+            stray = [
+                name.upper()
+                for name in (
+                    "redis_sentinel_username",
+                    "redis_sentinel_password",
+                    "redis_sentinel_master_username",
+                    "redis_sentinel_master_password",
+                )
+                if getattr(self, name) is not None
+            ]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} only apply with REDIS_SENTINELS; "
+                    "put REDIS_URL's credentials in the URL (redis://user:password@host/0)"
+                )
+        if self.revocation_replicas and self.redis_revocation_wait_ms >= (
+            self.redis_socket_timeout * 1000
+        ):
+            raise ValueError(
+                "REDIS_REVOCATION_WAIT_MS must be shorter than REDIS_SOCKET_TIMEOUT, "
+                "or a slow replica turns every revocation into a timeout"
+            )
+        return self
+
+    @property
+    def uses_redis_sentinel(self) -> bool:
+        return bool(self.redis_sentinels)
+
+    @property
+    def redis_sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [sentinel_address(entry) for entry in self.redis_sentinels]
+
+    @property
+    def revocation_replicas(self) -> int:
+        """How many replicas a revocation waits for (REDIS_REVOCATION_REPLICAS resolved)."""
+        if self.redis_revocation_replicas is not None:
+            return self.redis_revocation_replicas
+        return 1 if self.redis_sentinels else 0
 
     # Passwords (argon2id; defaults are RFC 9106's low-memory profile)
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)
@@ -255,8 +387,10 @@ class Settings(BaseSettings):
                 problems.append(weakness)
         if not self.database_url:
             problems.append("DATABASE_URL is not set (the embedded PostgreSQL is for development)")
-        if not self.redis_url:
-            problems.append("REDIS_URL is not set (the embedded Redis is for development)")
+        if not self.redis_url and not self.redis_sentinels:
+            problems.append(
+                "REDIS_URL is not set, nor REDIS_SENTINELS (the embedded Redis is for development)"
+            )
         return problems
 
     @property

@@ -91,6 +91,25 @@ DB_QUERY_DURATION = Histogram(
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+# Read replicas (DATABASE_READ_URL; app/core/replicas.py): only counted when configured.
+DB_READS = Counter(
+    "db_reads_total",
+    "GET and HEAD requests that opened a database session, by target (primary, replica).",
+    ["target"],
+)
+DB_READ_FALLBACKS = Counter(
+    "db_read_fallbacks_total",
+    "Reads sent to the primary instead of a replica, by reason (lagging, down, "
+    "behind_client, conflict).",
+    ["reason"],
+)
+DB_REPLICA_LAG = Gauge(
+    "db_replica_lag_seconds",
+    "How far each replica is behind the primary at the last check (+Inf: down or unknown), "
+    "the largest over workers.",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
 DEPENDENCY_UP = Gauge(
     "app_dependency_up",
     "1 when the dependency answered the last check (at most one per 5 s per worker), else 0.",
@@ -105,6 +124,10 @@ RATE_LIMITED = Counter(
 RATE_LIMITER_ERRORS = Counter(
     "rate_limiter_errors_total",
     "Requests the rate limiter let through unchecked because Redis was unreachable.",
+)
+REDIS_UNREPLICATED_REVOCATIONS = Counter(
+    "redis_unreplicated_revocations_total",
+    "Revocations no Redis replica acknowledged in time: a failover may drop them.",
 )
 AUTH_EVENTS = Counter(
     "auth_events_total",
