@@ -94,11 +94,18 @@ def _check_redis_version(settings: Settings) -> None:
     """Refuse a Redis older than the oldest supported one; one that does not answer yet passes."""
     from redis.exceptions import RedisError
 
-    from app.core.redis_version import check_redis_version
+    from app.core.redis_version import check_redis_version, require_supported_redis
 
-    assert settings.redis_url
     try:
-        version = check_redis_version(settings.redis_url, timeout=settings.redis_socket_timeout)
+        if settings.redis_url:
+            version = check_redis_version(settings.redis_url, timeout=settings.redis_socket_timeout)
+        else:  # Sentinel: the primary the sentinels name
+            import asyncio
+
+            from app.core.redis import redis_version
+
+            version = asyncio.run(redis_version(settings))
+            require_supported_redis(version)
     except RedisError as error:
         logger.warning("redis: no answer, version not checked", extra={"error": repr(error)})
         return
@@ -112,9 +119,9 @@ def _hand_urls_to_the_app(settings: Settings) -> None:
     never starts servers (`require_service_urls`).
     """
     assert settings.database_url
-    assert settings.redis_url
     os.environ["DATABASE_URL"] = settings.database_url
-    os.environ["REDIS_URL"] = settings.redis_url
+    if settings.redis_url:  # none with REDIS_SENTINELS, which the workers read themselves
+        os.environ["REDIS_URL"] = settings.redis_url
     get_settings.cache_clear()
 
 
@@ -152,13 +159,12 @@ async def _toolkit(
     settings: Settings,
 ) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], AuthContext]]:
     """A sessionmaker and an auth toolkit for one command, closed afterwards."""
-    from redis.asyncio import Redis
-
     from app.core.database import create_engine, create_sessionmaker
+    from app.core.redis import create_redis
     from app.domains.auth.context import AuthContext
 
     engine = create_engine(settings)
-    redis = Redis.from_url(settings.redis_url or "redis://")
+    redis = create_redis(settings)
     try:
         yield create_sessionmaker(engine), AuthContext.build(settings, redis)
     finally:

@@ -82,12 +82,14 @@ def start_redis(data_dir: Path) -> str:
 def resolve_service_urls(settings: Settings) -> Settings:
     """Fill DATABASE_URL and REDIS_URL with embedded servers where none is configured.
 
+    Redis counts as configured with REDIS_SENTINELS too (the sentinels name the primary).
+
     Blocking, with an event loop of its own: call it before any loop runs (the CLI does).
     """
     updates: dict[str, str] = {}
     if not settings.database_url:
         updates["database_url"] = start_postgres(settings.data_dir)
-    if not settings.redis_url:
+    if not settings.redis_url and not settings.uses_redis_sentinel:
         updates["redis_url"] = start_redis(settings.data_dir)
     return settings.model_copy(update=updates) if updates else settings
 
@@ -103,7 +105,7 @@ def require_service_urls(settings: Settings) -> Settings:
         name
         for name, url in (
             ("DATABASE_URL", settings.database_url),
-            ("REDIS_URL", settings.redis_url),
+            ("REDIS_URL", settings.redis_url or settings.uses_redis_sentinel),
         )
         if not url
     ]

@@ -27,7 +27,12 @@ class AuthContext:
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> AuthContext:
         tokens = TokenCodec(settings)
-        token_state = TokenStateStore(redis, settings.redis_key_prefix)
+        token_state = TokenStateStore(
+            redis,
+            settings.redis_key_prefix,
+            replicas=settings.revocation_replicas,
+            wait_ms=settings.redis_revocation_wait_ms,
+        )
         return cls(
             settings=settings,
             passwords=PasswordHashing(settings),

@@ -10,20 +10,31 @@
 - `api-token:<sha256>`: a cached copy of an API token's row (id, owner, permissions,
   expiry), or `revoked` once it was revoked; `api-token-used:<sha256>` lives for a minute
   after its `last_used_at` was written, so that at most one request a minute writes it.
+
+Revocations (deny marks, not-before marks, `revoked` copies) and the epochs that retire
+cached authorizations are written with a WAIT for `replicas` replicas behind them, on the
+same connection: answered, they survive a failover (docs/reliability.md, "Redis failover").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from app.core.metrics import REDIS_UNREPLICATED_REVOCATIONS
+from app.core.redis import primary_address, primary_moved
 from app.core.security import AccessClaims
+
+logger = logging.getLogger("app.auth")
 
 AUTHZ_TTL_SECONDS = 3600
 API_TOKEN_PREFIX = "pat_"  # noqa: S105 (what every API token starts with)
@@ -126,11 +137,61 @@ def _cached_api_token(value: bytes | str | None) -> CachedApiToken:
 
 
 class TokenStateStore:
-    """Redis keys of the deny list, not-before marks and cached authorizations."""
+    """Redis keys of the deny list, not-before marks and cached authorizations.
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    `replicas`: how many replicas must hold a revocation before it counts as done (WAIT,
+    at most `wait_ms`); 0 writes it to the primary alone.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, replicas: int = 0, wait_ms: int = 0) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.replicas = replicas
+        self.wait_ms = wait_ms
+
+    async def _revoke(self, what: str, queue: Callable[[Pipeline], Any]) -> None:
+        """Write what `queue` queues, in one round trip, then wait for the replicas.
+
+        WAIT covers the writes of its own connection only, so it rides in the same
+        pipeline. Too few acknowledgements mean one of two things. The sentinels moved the
+        primary (a switchover or a partition; pooled connections still reach the old one):
+        the writes are made again on the new primary. Or a replica is down or lagging: the
+        revocation holds on the primary and the request succeeds, logged and counted, since
+        only a failover in that state could drop it. Refusing would not undo the write, and
+        a 503 for a logout that took effect cannot be retried (its token is refused).
+        """
+        # Read before writing: where the primary was when the write took its connection.
+        where = primary_address(self.redis)
+        acknowledged = await self._write(queue)
+        if acknowledged >= self.replicas:
+            return
+        if await primary_moved(self.redis, since=where):
+            # Written to a primary the sentinels have replaced (a switchover, a partition),
+            # where it would be lost: again, on the new one.
+            acknowledged = await self._write(queue)
+            if acknowledged >= self.replicas:
+                return
+        REDIS_UNREPLICATED_REVOCATIONS.inc()
+        logger.warning(
+            "redis: %s acknowledged by %d of %d replicas within %d ms; "
+            "a failover now could drop it",
+            what,
+            acknowledged,
+            self.replicas,
+            self.wait_ms,
+        )
+
+    async def _write(self, queue: Callable[[Pipeline], Any]) -> int:
+        """Run the queued writes, then WAIT; how many replicas acknowledged them."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            if not self.replicas:
+                await pipe.execute()
+                return 0
+            pipe.wait(self.replicas, self.wait_ms)
+            results = await pipe.execute()
+        acknowledged: int = results[-1]
+        return acknowledged
 
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -227,12 +288,14 @@ class TokenStateStore:
         """Replace the cached copies of these tokens by `revoked` (one round trip)."""
         if not token_hashes:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
+
+        def queue(pipe: Pipeline) -> None:
             for token_hash in token_hashes:
                 pipe.set(
                     self._key("api-token", token_hash), _REVOKED, ex=API_TOKEN_REVOKED_TTL_SECONDS
                 )
-            await pipe.execute()
+
+        await self._revoke("API token revocation", queue)
 
     async def claim_api_token_use(self, token_hash: str) -> bool:
         """True for the first caller in a minute: it writes the token's `last_used_at`."""
@@ -246,20 +309,30 @@ class TokenStateStore:
 
     async def deny_session(self, session_id: str, token_lifetime: int) -> None:
         """Refuse every access token of this session, until the last one issued has expired."""
-        await self.redis.set(self._key("deny-session", session_id), "1", ex=token_lifetime + 60)
+        key = self._key("deny-session", session_id)
+        await self._revoke(
+            "session deny mark", lambda pipe: pipe.set(key, "1", ex=token_lifetime + 60)
+        )
 
     async def end_sessions(
         self, user_id: int, token_lifetime: int, *, keep_session: str | None = None
     ) -> None:
-        """Refuse every access token of this user issued until now (but `keep_session`'s)."""
+        """Refuse every access token of this user issued until now (but `keep_session`'s),
+        and invalidate the user's cached authorization."""
         mark = f"{math.ceil(time.time() * 1000) / 1000:.3f}|{keep_session or ''}"
-        await self.redis.set(self._key("nbf", user_id), mark, ex=token_lifetime + 60)
-        await self.user_changed(user_id)
+
+        def queue(pipe: Pipeline) -> None:
+            pipe.set(self._key("nbf", user_id), mark, ex=token_lifetime + 60)
+            pipe.incr(self._key("epoch", user_id))
+
+        await self._revoke("not-before mark", queue)
 
     async def user_changed(self, user_id: int) -> None:
         """Invalidate the cached authorization of one user."""
-        await self.redis.incr(self._key("epoch", user_id))
+        key = self._key("epoch", user_id)
+        await self._revoke("user epoch", lambda pipe: pipe.incr(key))
 
     async def roles_changed(self) -> None:
         """Invalidate every cached authorization (a role's permissions changed)."""
-        await self.redis.incr(self._key("roles-epoch"))
+        key = self._key("roles-epoch")
+        await self._revoke("roles epoch", lambda pipe: pipe.incr(key))
