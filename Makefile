@@ -13,7 +13,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 -
 	--custom-compile-command 'make lock' --quiet $(UPGRADE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run dev test test-fast lint format typecheck lock migrate seed bench fuzz scale-demo \
+.PHONY: help install run dev test test-fast lint format typecheck lock migrate seed bench fuzz scale-demo pgbouncer \
 	validate up down clean
 
 help: ## list the targets (the default goal)
@@ -75,6 +75,9 @@ fuzz: $(DEV_STAMP) ## schema fuzzing with many more generated requests (FUZZ_EXA
 
 scale-demo: $(DEV_STAMP) ## two instances behind HAProxy through PgBouncer (docs/scaling.md)
 	$(BIN)/python docker/scale/demo.py
+
+pgbouncer: ## build PgBouncer >= 1.21 from Debian's source into .data/pgbouncer (apt-get of build deps needs root)
+	bash docker/scale/pgbouncer.sh
 
 bench: $(DEV_STAMP) ## benchmark with locust (see docs/benchmarks.md; BENCH_ARGS="--scenario reference" to choose)
 	$(BIN)/python locust/bench.py $(BENCH_ARGS)
