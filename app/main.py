@@ -23,7 +23,7 @@ from app.api.metrics import router as metrics_router
 from app.api.operation_ids import operation_ids
 from app.api.router import API_ROUTERS
 from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_sessionmaker
+from app.core.database import create_engine, create_sessionmaker, reads_in_autocommit
 from app.core.embedded import require_service_urls
 from app.core.errors import EDGE_ERRORS
 from app.core.heap import settle_startup_heap
@@ -48,7 +48,9 @@ from app.core.problems import (
     problems_as_problem_json,
 )
 from app.core.ratelimit import RateLimiter, RateLimitMiddleware
+from app.core.read_after import READ_AFTER_HEADER, ReadRoutingMiddleware
 from app.core.redis import create_redis
+from app.core.replicas import ReadRouting
 from app.core.routes import RouteIndex
 from app.domains import register_domain_constraints
 from app.domains.auth.context import AuthContext
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolved = require_service_urls(settings)
         engine = create_engine(resolved)
         sessionmaker = create_sessionmaker(engine)
+        read_sessionmaker = create_sessionmaker(engine, autocommit=reads_in_autocommit(resolved))
+        read_routing = ReadRouting.build(resolved, engine, sessionmaker, read_sessionmaker)
         redis = create_redis(resolved)
         auth = AuthContext.build(resolved, redis)
         rate_limiter = RateLimiter(
@@ -89,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_sampler = (
             asyncio.create_task(sample_periodically(engine)) if resolved.metrics_enabled else None
         )
+        if read_routing is not None:
+            read_routing.start()
         settle_startup_heap()
         logger.info("started", extra={"version": __version__, "env": resolved.environment})
         try:
@@ -96,11 +102,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "settings": resolved,
                 "engine": engine,
                 "sessionmaker": sessionmaker,
+                "read_sessionmaker": read_sessionmaker,
                 "redis": redis,
                 "auth": auth,
                 "rate_limiter": rate_limiter,
+                "read_routing": read_routing,
             }
         finally:
+            if read_routing is not None:
+                await read_routing.close()
             if pool_sampler is not None:
                 pool_sampler.cancel()
                 with suppress(asyncio.CancelledError):
@@ -147,6 +157,9 @@ def _add_middleware(
     # Added innermost first: the last one added is the outermost. The access log, the
     # metrics and the security headers wrap the body limit and the rate limiter, so that
     # 413 and 429 answers are logged, counted and carry the headers like any other.
+    if settings.database_read_url:
+        # Innermost: a read retried on the primary passes the rate limiter and the log once.
+        app.add_middleware(ReadRoutingMiddleware, always_secure=settings.behind_https)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(JsonBodyMiddleware, routes=routes)
     if settings.rate_limit_enabled:
@@ -179,6 +192,7 @@ def _add_middleware(
         )
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
+        read_after = [READ_AFTER_HEADER] if settings.database_read_url else []
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -190,6 +204,7 @@ def _add_middleware(
                 "If-Match",
                 "If-None-Match",
                 "X-Request-ID",
+                *read_after,
             ],
             expose_headers=[
                 "ETag",
@@ -198,6 +213,7 @@ def _add_middleware(
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
+                *read_after,
             ],
         )
     if settings.trusted_proxies:

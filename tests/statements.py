@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -24,6 +25,29 @@ def count_statements() -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def count_transaction_commands() -> Iterator[list[str]]:
+    """Collect the BEGIN, COMMIT and ROLLBACK every asyncpg connection sends while the block runs.
+
+    SQLAlchemy's events cannot tell these apart: its asyncpg adapter begins a transaction
+    lazily, at a connection's first statement, and only outside autocommit.
+    """
+    commands: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def record(self: asyncpg.Connection, query: str, *args: Any, **options: Any) -> Any:
+        word = query.split(maxsplit=1)[0].rstrip(";").upper() if query.strip() else ""
+        if word in {"BEGIN", "COMMIT", "ROLLBACK"}:
+            commands.append(word)
+        return await execute(self, query, *args, **options)
+
+    asyncpg.Connection.execute = record  # type: ignore[method-assign]
+    try:
+        yield commands
+    finally:
+        asyncpg.Connection.execute = execute  # type: ignore[method-assign]
 
 
 @contextmanager

