@@ -10,9 +10,15 @@ in time. It writes `bench-results/<timestamp>/summary.md` (requests/s, p50/p95/p
 endpoint, failures, server CPU and RSS per worker, the issue's targets met or not),
 `results.json` and locust's CSVs. docs/benchmarks.md explains the scenarios and numbers.
 
+`raw-mix` runs Atlas next to the raw-limit fixture (`reference_app.py`), N workers each,
+and measures the reference mix, GET by id and the list of 100 on both in alternating
+rounds (`--rounds`, `--round-duration`): the summary's "Ratios against the raw-limit
+fixture".
+
 PostgreSQL: BENCH_DATABASE_URL (a server URL; default 127.0.0.1:5432 as postgres, else the
 embedded server). Redis: BENCH_REDIS_URL (default 127.0.0.1:6379, else embedded).
-wrk is optional: without it the GET-by-id comparison is skipped with a message.
+wrk is optional: without it the GET-by-id comparison is skipped with a message, and
+raw-mix measures its single GETs with locust.
 """
 
 # This script starts local tools with fixed arguments and calls 127.0.0.1 only.
@@ -35,7 +41,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,14 +56,28 @@ LOCUST_DIR = ROOT / "locust"
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 DEMO_ADMIN = "admin@demo.process-atlas.test"
-SCENARIOS = ("mix", "reference", "reference-nothink", "get-by-id", "login-storm", "soak")
-DEFAULT_SCENARIOS = ("mix", "reference", "reference-nothink", "get-by-id", "login-storm")
+SCENARIOS = (
+    "mix",
+    "reference",
+    "reference-nothink",
+    "get-by-id",
+    "login-storm",
+    "raw-mix",
+    "soak",
+)
+DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "soak")
 
 # What the issue measured for the reference project on this kind of machine.
 REFERENCE_NOTHINK_RPS = 14.5
 REFERENCE_THINK_RPS = 11.0
 TARGET_P99_MS = 50.0
+# The issue's realistic mix: AtlasUser with this many users, p99 <= TARGET_P99_MS.
+TARGET_MIX_USERS = 300
+# Atlas must reach at least this share of the raw-limit fixture's req/s (raw-mix).
+TARGET_RAW_RATIO = 0.5
 SIGN_INS_PER_SECOND = 3.0
+# How long a `when_ready` locust run may wait for its users' sign-ins (ATLAS_READY_TIMEOUT).
+READY_TIMEOUT_SECONDS = 120
 
 
 def parse_duration(text: str) -> int:
@@ -85,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrk-duration", type=parse_duration, default="20s", help="per wrk run (20s)"
     )
     parser.add_argument("--wrk-connections", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="raw-mix: alternating rounds per side (3)"
+    )
+    parser.add_argument(
+        "--round-duration",
+        type=parse_duration,
+        default="20s",
+        help="raw-mix: one round of one side (20s)",
+    )
     parser.add_argument(
         "--scenario",
         nargs="+",
@@ -350,7 +379,7 @@ def reference_server(workers: int, database_url: str, log: Path) -> Server:
     port = free_port()
     command = uvicorn_command("reference_app:app", port, workers)
     env = {**os.environ, "DATABASE_URL": database_url}
-    server = Server("reference app", command, env, port, "/processes/1", log)
+    server = Server("reference app", command, env, port, "/catalogue", log)
     server.expected = workers
     return server
 
@@ -375,10 +404,11 @@ class Usage:
     postgres_cpu: list[float] = field(default_factory=list)
     client_cpu: list[float] = field(default_factory=list)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, window: slice = slice(1, None)) -> dict[str, Any]:
+        """Means over the samples of `window` (by default all but the first: no CPU yet)."""
         per_worker = []
         for pid, samples in self.workers.items():
-            busy = [cpu for cpu, _ in samples[1:]] or [0.0]
+            busy = [cpu for cpu, _ in samples[window]] or [0.0]
             per_worker.append(
                 {
                     "pid": pid,
@@ -391,8 +421,8 @@ class Usage:
             )
         return {
             "workers": per_worker,
-            "postgres_cpu_mean": _mean(self.postgres_cpu[1:]),
-            "client_cpu_mean": _mean(self.client_cpu[1:]),
+            "postgres_cpu_mean": _mean(self.postgres_cpu[window]),
+            "client_cpu_mean": _mean(self.client_cpu[window]),
         }
 
 
@@ -514,13 +544,22 @@ class LocustRun:
     description: str
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # Users per second; default: SIGN_INS_PER_SECOND (each user signs in with argon2).
+    spawn: float | None = None
+    # Measure `duration` from the moment every user is ready (signed in), not from the end
+    # of the ramp: locust stops itself then (ATLAS_MEASURE_SECONDS; raw-mix rounds).
+    when_ready: bool = False
     stats: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
+    # `usage` of the last `duration` seconds only (the measured window of `when_ready`).
+    steady: dict[str, Any] = field(default_factory=dict)
+    # locust's warning when the users were not all signed in as `when_ready` began measuring.
+    not_ready: str = ""
 
 
 def spawn_rate(run: LocustRun) -> float:
     """Users per second: each signs in once (argon2); a burst of sign-ins is login-storm's."""
-    return min(float(run.users), SIGN_INS_PER_SECOND)
+    return min(float(run.users), run.spawn or SIGN_INS_PER_SECOND)
 
 
 def ramp_seconds(run: LocustRun) -> int:
@@ -545,7 +584,7 @@ def run_locust(run: LocustRun, server: Server, out: Path) -> LocustRun:
         "--spawn-rate",
         str(spawn_rate(run)),
         "--run-time",
-        f"{run.duration + ramp}s",
+        f"{run.duration + ramp + (READY_TIMEOUT_SECONDS if run.when_ready else 0)}s",
         "--stop-timeout",
         "5",
         "--reset-stats",
@@ -556,6 +595,14 @@ def run_locust(run: LocustRun, server: Server, out: Path) -> LocustRun:
         "WARNING",
         *run.classes,
     ]
+    measure = (
+        {
+            "ATLAS_MEASURE_SECONDS": str(run.duration),
+            "ATLAS_READY_TIMEOUT": str(READY_TIMEOUT_SECONDS),
+        }
+        if run.when_ready
+        else {}
+    )
     print(f"bench: {run.name}: {run.users} users of {', '.join(run.classes)} for {run.duration}s")
     with (
         sampling(server, "locustfile.py") as sampler,
@@ -564,15 +611,25 @@ def run_locust(run: LocustRun, server: Server, out: Path) -> LocustRun:
         subprocess.run(
             command,
             cwd=ROOT,
-            env={**os.environ, **run.env},
+            env={**os.environ, **run.env, **measure},
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=run.duration + ramp + 180,
+            timeout=run.duration + ramp + READY_TIMEOUT_SECONDS + 180,
             check=False,  # locust exits 1 when a request failed; the report says which
         )
     run.usage = sampler.usage.summary()
+    run.not_ready = not_ready(out / f"{run.name}.log")
+    # The last sample may follow locust's exit; the `duration` before it are the window.
+    run.steady = sampler.usage.summary(slice(-run.duration - 1, -1))
     run.stats = read_stats(Path(f"{prefix}_stats.csv"))
     return run
+
+
+def not_ready(log: Path) -> str:
+    """The locustfile's warning that some users had not signed in when measuring began."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = re.search(r"\d+ of \d+ users ready when the measurement began[^\n]*", text)
+    return found[0].strip() if found else ""
 
 
 def read_stats(path: Path) -> list[dict[str, Any]]:
@@ -626,14 +683,15 @@ def endpoint(run: LocustRun, name: str) -> dict[str, Any]:
 # --- wrk ------------------------------------------------------------------------------
 
 WRK_WARM_UP_SECONDS = 3
+# wrk's default (2 s) counts a slow page of 100 on a busy machine as an error, not a latency.
+WRK_TIMEOUT = "10s"
 
 WRK_SCRIPT = """
-local ids = {%(ids)s}
+local paths = {%(paths)s}
 local headers = {%(headers)s}
 math.randomseed(42)
 request = function()
-  local id = ids[math.random(#ids)]
-  return wrk.format("GET", "%(prefix)s" .. id, headers)
+  return wrk.format("GET", paths[math.random(#paths)], headers)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -665,23 +723,30 @@ def process_ids(server: Server, token: str) -> list[int]:
 
 
 def run_wrk(
-    server: Server, label: str, path_prefix: str, ids: list[int], token: str | None, args: Any
+    server: Server,
+    label: str,
+    paths: list[str],
+    token: str | None,
+    args: Any,
+    duration: int | None = None,
 ) -> dict[str, Any]:
+    """wrk GETting `paths` at random (after a warm-up) for `duration` (--wrk-duration)."""
+    seconds = duration or args.wrk_duration
     headers = f'["Authorization"] = "Bearer {token}"' if token else ""
     script = args.out_dir / f"wrk-{label}.lua"
-    script.write_text(
-        WRK_SCRIPT % {"ids": ",".join(map(str, ids)), "headers": headers, "prefix": path_prefix}
-    )
-    base = ["wrk", "-t2", f"-c{args.wrk_connections}", "--latency", "-s", str(script)]
+    quoted = ",".join(f'"{path}"' for path in paths)
+    script.write_text(WRK_SCRIPT % {"paths": quoted, "headers": headers})
+    base = ["wrk", "-t2", f"-c{args.wrk_connections}", "--latency", "--timeout", WRK_TIMEOUT]
+    base += ["-s", str(script)]
     warm_up = [*base, f"-d{WRK_WARM_UP_SECONDS}s", server.url]
     subprocess.run(warm_up, capture_output=True, check=False)
     with sampling(server, "wrk ") as sampler:
         completed = subprocess.run(
-            [*base, f"-d{args.wrk_duration}s", server.url],
+            [*base, f"-d{seconds}s", server.url],
             capture_output=True,
             text=True,
             check=False,
-            timeout=args.wrk_duration + 60,
+            timeout=seconds + 60,
         )
     (args.out_dir / f"wrk-{label}.txt").write_text(completed.stdout + completed.stderr)
     match = re.search(r"^RESULT (\{.*\})$", completed.stdout, re.MULTILINE)
@@ -780,6 +845,8 @@ def wrk_section(results: list[dict[str, Any]]) -> list[str]:
 def targets(results: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, str, str]] = []
     runs: dict[str, LocustRun] = results["runs"]
+    if "mix" in runs:
+        rows.append(mix_target(runs["mix"]))
     if "reference" in runs:
         total = aggregated(runs["reference"])
         met = total["failures"] == 0 and total["p99"] < TARGET_P99_MS
@@ -814,6 +881,16 @@ def targets(results: dict[str, Any]) -> list[str]:
                 "met" if ratio >= 0.5 else "NOT met",
             )
         )
+    for compared in results.get("raw_mix", {}).get("comparisons", []):
+        rows.append(
+            (
+                f"{compared['comparison']}: Atlas >= {TARGET_RAW_RATIO} x the raw-limit fixture "
+                f"({compared['atlas']['tool']}, {compared['atlas']['failures']} failures)",
+                f"{_fmt(compared['atlas']['median_rps'])} vs "
+                f"{_fmt(compared['fixture']['median_rps'])} req/s = {compared['ratio']:.2f}",
+                "met" if compared["met"] else "NOT met",
+            )
+        )
     if "login-storm-quiet" in runs and "login-storm" in runs:
         quiet = endpoint(runs["login-storm-quiet"], "/processes/{id}")
         storm = endpoint(runs["login-storm"], "/processes/{id}")
@@ -844,6 +921,20 @@ def targets(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def mix_target(run: LocustRun) -> tuple[str, str, str]:
+    """The realistic mix's target: p99 <= TARGET_P99_MS and no failure at 300 users."""
+    total = aggregated(run)
+    met = total["failures"] == 0 and total["p99"] <= TARGET_P99_MS
+    at = "" if run.users == TARGET_MIX_USERS else f" (the target is at {TARGET_MIX_USERS})"
+    return (
+        f"`AtlasUser` mix, {run.users} users{at}, 0.5-3 s think time: "
+        f"p99 <= {TARGET_P99_MS:.0f} ms, no failures",
+        f"{_fmt(total['rps'])} req/s, p99 {_fmt(total['p99'])} ms, {total['failures']} failures "
+        f"of {total['requests']}",
+        "met" if met else "NOT met",
+    )
+
+
 def write_report(out: Path, args: Any, context: dict[str, Any], results: dict[str, Any]) -> Path:
     lines = [
         f"# Benchmark {context['started']}",
@@ -858,10 +949,18 @@ def write_report(out: Path, args: Any, context: dict[str, Any], results: dict[st
         "",
     ]
     lines.extend(targets(results))
+    if results.get("raw_mix"):
+        lines.extend(raw_mix_section(results["raw_mix"], args))
     for run in results["runs"].values():
         lines.extend(locust_section(run))
     if results.get("get_by_id"):
         lines.extend(wrk_section(results["get_by_id"]))
+    for run in results["runs"].values():
+        if run.not_ready:
+            lines.append(f"> {run.name}: {run.not_ready}: sign-ins count in its statistics.\n")
+    for round_ in results.get("raw_mix", {}).get("rounds", []):
+        if round_.get("not_ready"):
+            lines.append(f"> raw-mix {round_['label']}: {round_['not_ready']}.\n")
     for note in results.get("notes", []):
         lines.append(f"> {note}\n")
     path = out / "summary.md"
@@ -887,6 +986,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir = out
     if "get-by-id" in scenarios and args.wrk_duration >= args.access_token_minutes * 60 - 10:
         raise SystemExit("--wrk-duration must end well before the access token expires")
+    if "raw-mix" in scenarios and args.round_duration >= args.access_token_minutes * 60 - 10:
+        raise SystemExit("--round-duration must end well before the access token expires")
 
     server_url, redis_url = resolve_servers()
     database = f"atlas_bench_{started.replace('-', '_')}"
@@ -930,7 +1031,9 @@ def main(argv: list[str] | None = None) -> int:
             args.users,
             args.duration,
             f"`AtlasUser`: {args.users} users with 0.5-3 s think time, every domain "
-            "(reads far more than writes).",
+            "(reads far more than writes), measured once every user has signed in.",
+            # p99 is the target here: no request queued behind a sign-in (argon2) counts.
+            when_ready=True,
         ),
         LocustRun(
             "reference",
@@ -994,6 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["notes"].append(message)
             else:
                 compare_get_by_id(args, env, database_url, password, out, results, progress)
+        if "raw-mix" in scenarios:
+            compare_raw_mix(args, env, locust_env, database_url, out, results, progress)
     finally:
         if not args.keep_database:
             drop(database_url)
@@ -1010,6 +1115,15 @@ def planned_seconds(plan: list[LocustRun], scenarios: set[str], args: Any) -> fl
     seconds = float(sum(run.duration + ramp_seconds(run) for run in plan))
     if "get-by-id" in scenarios and shutil.which("wrk") is not None:
         seconds += len({1, args.workers}) * 2 * (WRK_WARM_UP_SECONDS + args.wrk_duration)
+    if "raw-mix" in scenarios:
+        atlas_ramp = int(args.nothink_users / SIGN_INS_PER_SECOND) + 1
+        locust_round = 2 * args.round_duration + atlas_ramp + 2
+        wrk_round = 2 * (WRK_WARM_UP_SECONDS + args.round_duration)
+        per_round = locust_round + sum(
+            wrk_round if c.paths and shutil.which("wrk") else locust_round
+            for c in RAW_COMPARISONS[1:]
+        )
+        seconds += args.rounds * per_round
     return seconds
 
 
@@ -1033,7 +1147,8 @@ def compare_get_by_id(
                 f"get-by-id: process-atlas, {workers} worker(s)",
                 WRK_WARM_UP_SECONDS + args.wrk_duration,
             ):
-                ours = run_wrk(server, f"atlas-{workers}w", "/api/v1/processes/", ids, token, args)
+                paths = [f"/api/v1/processes/{i}" for i in ids]
+                ours = run_wrk(server, f"atlas-{workers}w", paths, token, args)
         ours.update(server="process-atlas (whole stack)", workers=workers)
         with (
             running(reference_server(workers, database_url, out / "reference.log")) as server,
@@ -1042,12 +1157,206 @@ def compare_get_by_id(
                 WRK_WARM_UP_SECONDS + args.wrk_duration,
             ),
         ):
-            minimal = run_wrk(server, f"reference-{workers}w", "/processes/", ids, None, args)
+            paths = [f"/processes/{i}" for i in ids]
+            minimal = run_wrk(server, f"reference-{workers}w", paths, None, args)
         minimal.update(server="minimal Starlette + asyncpg", workers=workers)
         for result in (ours, minimal):
             result["connections"] = args.wrk_connections
         results["get_by_id"].extend([ours, minimal])
         results["get_by_id_pairs"][workers] = (ours, minimal)
+
+
+# --- raw-mix: Atlas against the raw-limit fixture ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One pair of raw-mix measurements: the same requests to Atlas and to the fixture."""
+
+    name: str
+    # Which of the mix's tasks run when locust measures it (the mix's tags).
+    tags: tuple[str, ...] = ()
+    # The GETs wrk sends, from the ids of the processes; None: always locust (a mix).
+    paths: Callable[[list[int]], list[str]] | None = None
+
+
+RAW_COMPARISONS = (
+    Comparison("reference mix (closed loop, no think time)"),
+    Comparison(
+        "GET by id",
+        ("--tags", "read", "--exclude-tags", "list"),
+        lambda ids: [f"/api/v1/processes/{i}" for i in ids],
+    ),
+    Comparison("list of 100", ("--tags", "list"), lambda _: ["/api/v1/processes?limit=100"]),
+)
+RAW_SIDES = {"atlas": "ReferenceMixNoThink", "fixture": "RawMixNoThink"}
+
+
+@dataclass
+class RawMix:
+    """What every round of the raw-mix scenario needs."""
+
+    args: Any
+    password: str
+    locust_env: dict[str, str]
+    out: Path
+    progress: Progress
+    ids: list[int] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+    def measure(self, comparison: Comparison, side: str, server: Server, number: int) -> None:
+        """One round of one side: wrk for single GETs when installed, else locust."""
+        slug = re.sub(r"[^a-z0-9]+", "-", comparison.name.split(" (")[0].lower())
+        label = f"raw-mix-{slug}-{side}-{number}"
+        duration = self.args.round_duration
+        wrk = comparison.paths is not None and shutil.which("wrk") is not None
+        title = f"raw-mix: {comparison.name}, {side}, round {number}/{self.args.rounds}"
+        if wrk and comparison.paths is not None:
+            with self.progress.scenario(title, WRK_WARM_UP_SECONDS + duration):
+                token = sign_in(server, self.password) if side == "atlas" else None
+                paths = comparison.paths(self.ids)
+                result = run_wrk(server, label, paths, token, self.args, duration)
+            failures, usage, late = result["errors"], result["usage"], ""
+        else:
+            run = LocustRun(
+                label,
+                [RAW_SIDES[side]],
+                self.args.nothink_users,
+                duration,
+                comparison.name,
+                extra=list(comparison.tags),
+                env=self.locust_env if side == "atlas" else {},
+                # Nobody signs in to the fixture: every user at once.
+                spawn=None if side == "atlas" else float(self.args.nothink_users),
+                when_ready=True,
+            )
+            with self.progress.scenario(title, duration + ramp_seconds(run)):
+                run_locust(run, server, self.out)
+            result = aggregated(run)
+            failures, usage, late = result["failures"], run.steady, run.not_ready
+        worker_cpu = sum(worker["cpu_mean"] for worker in usage.get("workers", []))
+        rps = float(result["rps"])
+        self.rounds.append(
+            {
+                "comparison": comparison.name,
+                "side": side,
+                "round": number,
+                "label": label,
+                "not_ready": late,
+                "tool": "wrk" if wrk else "locust",
+                "rps": rps,
+                "failures": failures,
+                "p50": result["p50"],
+                "p99": result["p99"],
+                # Worker CPU time per request, steadier than req/s on a shared machine.
+                "worker_cpu_ms": round(worker_cpu / 100 / rps * 1000, 2) if rps else None,
+                "postgres_cpu_mean": usage.get("postgres_cpu_mean"),
+            }
+        )
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per comparison: each side's rounds and median, the ratio, the target met or not."""
+        compared = []
+        for comparison in RAW_COMPARISONS:
+            sides: dict[str, Any] = {}
+            for side in RAW_SIDES:
+                rounds = [
+                    r
+                    for r in self.rounds
+                    if r["comparison"] == comparison.name and r["side"] == side
+                ]
+                cpu = [r["worker_cpu_ms"] for r in rounds if r["worker_cpu_ms"] is not None]
+                sides[side] = {
+                    "rps": [r["rps"] for r in rounds],
+                    "median_rps": median([r["rps"] for r in rounds]),
+                    "failures": sum(r["failures"] for r in rounds),
+                    "median_p99": median([r["p99"] for r in rounds]),
+                    "median_worker_cpu_ms": median(cpu),
+                    "tool": rounds[0]["tool"] if rounds else "-",
+                }
+            atlas, fixture = sides["atlas"], sides["fixture"]
+            ratio = atlas["median_rps"] / fixture["median_rps"] if fixture["median_rps"] else 0.0
+            compared.append(
+                {
+                    "comparison": comparison.name,
+                    **sides,
+                    "ratio": round(ratio, 3),
+                    "met": ratio >= TARGET_RAW_RATIO and atlas["failures"] == 0,
+                }
+            )
+        return compared
+
+
+def median(values: list[float]) -> float:
+    import statistics
+
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def compare_raw_mix(
+    args: Any,
+    env: dict[str, str],
+    locust_env: dict[str, str],
+    database_url: str,
+    out: Path,
+    results: Any,
+    progress: Progress,
+) -> None:
+    """Atlas and the raw-limit fixture side by side, N workers each, in alternating rounds.
+
+    Both servers run for the whole scenario (one pair at a time, nothing else); each
+    round loads one of them, Atlas first in odd rounds and the fixture first in even
+    ones (ABBA), so a drift of the machine's speed weighs on both alike.
+    """
+    # Sign-ins happen before a round is measured, never in it: at the default niceness
+    # (10) argon2 on a busy machine kept 32 of them waiting past two minutes.
+    signing_in = {"PASSWORD_HASH_NICENESS": "0", **env}
+    with (
+        running(atlas_server(args.server, args.workers, signing_in, out / "server.log")) as atlas,
+        running(reference_server(args.workers, database_url, out / "reference.log")) as raw,
+    ):
+        plan = RawMix(args, env["DEMO_PASSWORD"], locust_env, out, progress)
+        plan.ids = process_ids(atlas, sign_in(atlas, plan.password))
+        servers = {"atlas": atlas, "fixture": raw}
+        for comparison in RAW_COMPARISONS:
+            for number in range(1, args.rounds + 1):
+                order = list(RAW_SIDES) if number % 2 else list(reversed(RAW_SIDES))
+                for side in order:
+                    plan.measure(comparison, side, servers[side], number)
+    results["raw_mix"] = {"rounds": plan.rounds, "comparisons": plan.summary()}
+
+
+def raw_mix_section(raw_mix: dict[str, Any], args: Any) -> list[str]:
+    lines = [
+        "## Ratios against the raw-limit fixture",
+        "",
+        f"Process Atlas (the whole stack) against `locust/reference_app.py` (Starlette + "
+        "asyncpg: the same SQL effects and JSON, no authentication, no middleware, no ORM), "
+        f"{args.workers} uvicorn workers each, both running; {args.rounds} rounds of "
+        f"{args.round_duration} s per side, alternating (ABBA), medians. The mix: "
+        f"`ReferenceMixNoThink` / `RawMixNoThink`, {args.nothink_users} users; single GETs: "
+        f"wrk, {args.wrk_connections} connections (locust, {args.nothink_users} users, "
+        f"when wrk is missing). Target: Atlas >= {TARGET_RAW_RATIO} x the fixture, no failures.",
+        "",
+        "| comparison | tool | Atlas req/s (rounds) | fixture req/s (rounds) | ratio | "
+        "failures Atlas / fixture | p99 ms Atlas / fixture | worker CPU ms/req Atlas / fixture "
+        f"| >= {TARGET_RAW_RATIO} |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in raw_mix["comparisons"]:
+        atlas, fixture = row["atlas"], row["fixture"]
+
+        def rounds(side: dict[str, Any]) -> str:
+            return f"**{_fmt(side['median_rps'])}** ({', '.join(_fmt(r) for r in side['rps'])})"
+
+        lines.append(
+            f"| {row['comparison']} | {atlas['tool']} | {rounds(atlas)} | {rounds(fixture)} | "
+            f"{row['ratio']:.2f} | {atlas['failures']} / {fixture['failures']} | "
+            f"{_fmt(atlas['median_p99'])} / {_fmt(fixture['median_p99'])} | "
+            f"{atlas['median_worker_cpu_ms']:.2f} / {fixture['median_worker_cpu_ms']:.2f} | "
+            f"{'met' if row['met'] else 'NOT met'} |"
+        )
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ async def measure(
 
         for index in range(200):  # warm-up: statement caches, pools, the route index
             status, answer = await call(app, method, *_with_headers(request(index), headers))
-        if status not in {200, 304}:  # 304: a conditional GET (--header 'If-None-Match: ...')
+        if status not in {200, 201, 304}:  # 201: a create; 304: a conditional GET
             raise SystemExit(f"inprocess: {path} answered {status}: {answer[:200]!r}")
         rounds = []
         for _ in range(3):

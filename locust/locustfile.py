@@ -12,6 +12,9 @@ User classes (name them on the command line; see locust/README.md):
 - `ReferenceMix`: the reference project's locust mix on our API (create with 5 links of
   each kind, PATCH replacing links, GET by id, list with limit=100) with 0.1-2 s think time;
   `ReferenceMixNoThink` is the same with none.
+- `RawMix` / `RawMixNoThink`: the same mix (one definition, `ReferenceMixTasks`) against the
+  raw-limit fixture `reference_app.py` (`-H` its address): no sign-in, ids from its
+  `/catalogue`; `bench.py --scenario raw-mix` compares the two.
 - `ProcessReader`: GET a process by id at a fixed rate (`ATLAS_READER_RPS` per user), the
   quiet signal next to `LoginStorm`, which signs in again and again (argon2 each time).
 
@@ -28,6 +31,7 @@ endpoint and status.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import time
@@ -37,10 +41,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+import gevent
 from gevent.lock import Semaphore
 from locust.contrib.fasthttp import FastHttpUser
+from locust.env import Environment
 
-from locust import between, constant, constant_throughput, tag, task
+from locust import between, constant, constant_throughput, events, tag, task
 
 API = "/api/v1"
 USERNAME = os.environ.get("ATLAS_USERNAME", "admin@demo.process-atlas.test")
@@ -59,6 +65,14 @@ SIGN_IN_ATTEMPTS = 4
 # (LOGIN_MAX_FAILURES_PER_IP, default 50), and each worker verifies one at a time anyway.
 SIGN_INS_IN_FLIGHT = 8
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# ATLAS_MEASURE_SECONDS=N (bench.py's raw-mix rounds): the statistics restart once every
+# user has finished its on_start (signed in: argon2 on the server, seconds each on a busy
+# machine), not once the last one was spawned, and locust stops N seconds later. A short
+# round then counts no request queued behind a sign-in. At most ATLAS_READY_TIMEOUT seconds
+# are waited; then the log says how many users were ready (bench.py notes it).
+MEASURE_SECONDS = float(os.environ.get("ATLAS_MEASURE_SECONDS", "0"))
+READY_TIMEOUT = float(os.environ.get("ATLAS_READY_TIMEOUT", "120"))
+NOT_READY = "users ready when the measurement began"
 
 
 def failure(response: Any) -> str:
@@ -127,6 +141,47 @@ class SignInPacer:
 pacer = SignInPacer(SIGN_IN_RATE)
 
 
+class Readiness:
+    """How many users have finished on_start; resets the statistics when all have."""
+
+    def __init__(self) -> None:
+        self.ready = 0
+        self.environment: Environment | None = None
+
+    def mark(self) -> None:
+        self.ready += 1
+
+    def measure_when_all(self, user_count: int, seconds: float) -> None:
+        """Wait (a greenlet) for `user_count` ready users; reset, run `seconds`, stop locust."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.ready < user_count and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        runner = self.environment.runner if self.environment is not None else None
+        if runner is None:
+            return
+        if self.ready < user_count:
+            logging.warning(
+                "%d of %d %s (after %.0f s)", self.ready, user_count, NOT_READY, READY_TIMEOUT
+            )
+        runner.stats.reset_all()
+        gevent.sleep(seconds)
+        runner.quit()
+
+
+readiness = Readiness()
+
+
+@events.init.add_listener
+def _remember(environment: Environment, **_: Any) -> None:
+    readiness.environment = environment
+
+
+@events.spawning_complete.add_listener
+def _measure_when_ready(user_count: int, **_: Any) -> None:
+    if MEASURE_SECONDS > 0:
+        gevent.spawn(readiness.measure_when_all, user_count, MEASURE_SECONDS)
+
+
 @dataclass(frozen=True)
 class Account:
     email: str
@@ -166,6 +221,23 @@ class Catalogue:
             catalogue_of_permissions = user.get("/permissions", "[setup] permissions") or []
             everything = {item["code"] for item in catalogue_of_permissions}
             self.accounts = _accounts(people, roles, everything)
+            self.loaded = True
+
+    def load_raw(self, user: MixClient) -> None:
+        """The ids of the raw-limit fixture's `/catalogue` (the same collections, in id order)."""
+        with self.lock:
+            if self.loaded:
+                return
+            with user.client.get(
+                "/catalogue", name="[setup] catalogue", catch_response=True
+            ) as response:
+                if response.status_code != 200:
+                    response.failure(failure(response))
+                    raise RuntimeError("the raw-limit fixture gave no /catalogue")
+                self.ids = response.json()
+            missing = [name for name, ids in self.ids.items() if not ids]
+            if missing:
+                raise RuntimeError(f"no {', '.join(missing)} to work with: seed the demo data")
             self.loaded = True
 
     def account_for(self, needs: frozenset[str]) -> Account:
@@ -224,13 +296,64 @@ def requires(permission: str) -> Callable[[Callable[[Any], None]], Callable[[Any
     return decorate
 
 
-class AtlasClient(FastHttpUser):
-    """Signs in as a person of its own, keeps the token fresh, and knows the ids to ask for."""
+class MixClient(FastHttpUser):
+    """The requests every mix sends, grouped by endpoint; `auth()` says who sends them."""
 
     abstract = True
     # A process of locust holds one connection per user; the server decides the rest.
     connection_timeout = 10.0
     network_timeout = 30.0
+
+    def auth(self) -> dict[str, str]:
+        """The headers that identify the user (none by default)."""
+        return {}
+
+    def get(self, path: str, name: str, **params: Any) -> Any:
+        """GET `path` (with query `params`) grouped under `name`; the JSON body or None."""
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        with self.client.get(
+            f"{API}{path}{query}", headers=self.auth(), name=name, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(failure(response))
+                return None
+            return response.json()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        expected: int,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """A write grouped under `name`; the response when it answered `expected`, else None."""
+        with self.client.request(
+            method,
+            f"{API}{path}",
+            json=json,
+            headers={**self.auth(), **(headers or {})},
+            name=name,
+            catch_response=True,
+        ) as response:
+            if response.status_code != expected:
+                response.failure(failure(response))
+                return None
+            return response
+
+    def process_links(self, count: int) -> dict[str, list[int]]:
+        return {
+            f"{kind[:-1]}_ids": catalogue.some(kind, count)
+            for kind in ("departments", "locations", "resources", "roles")
+        }
+
+
+class AtlasClient(MixClient):
+    """Signs in as a person of its own, keeps the token fresh, and knows the ids to ask for."""
+
+    abstract = True
     # What the person this user signs in as must hold.
     needs: ClassVar[frozenset[str]] = frozenset()
 
@@ -246,6 +369,7 @@ class AtlasClient(FastHttpUser):
         self.granted = account.permissions
         if account.email != self.email:
             self.sign_in(account.email)
+        readiness.mark()
 
     def sign_in(self, email: str) -> bool:
         """Sign in as `email`, honouring Retry-After; whether it worked."""
@@ -299,41 +423,6 @@ class AtlasClient(FastHttpUser):
                 self.sign_in(self.email)
         return {"Authorization": f"Bearer {self.access_token}"}
 
-    def get(self, path: str, name: str, **params: Any) -> Any:
-        """GET `path` (with query `params`) grouped under `name`; the JSON body or None."""
-        query = f"?{urlencode(params, doseq=True)}" if params else ""
-        with self.client.get(
-            f"{API}{path}{query}", headers=self.auth(), name=name, catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                response.failure(failure(response))
-                return None
-            return response.json()
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        name: str,
-        expected: int,
-        json: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        """A write grouped under `name`; the response when it answered `expected`, else None."""
-        with self.client.request(
-            method,
-            f"{API}{path}",
-            json=json,
-            headers={**self.auth(), **(headers or {})},
-            name=name,
-            catch_response=True,
-        ) as response:
-            if response.status_code != expected:
-                response.failure(failure(response))
-                return None
-            return response
-
     def collect(self, collection: str, **params: Any) -> list[dict[str, Any]]:
         """The items of `collection`, page by page, up to MAX_IDS."""
         items: list[dict[str, Any]] = []
@@ -348,12 +437,6 @@ class AtlasClient(FastHttpUser):
             if not cursor:
                 break
         return items
-
-    def process_links(self, count: int) -> dict[str, list[int]]:
-        return {
-            f"{kind[:-1]}_ids": catalogue.some(kind, count)
-            for kind in ("departments", "locations", "resources", "roles")
-        }
 
 
 class AtlasUser(AtlasClient):
@@ -573,11 +656,14 @@ class AtlasUser(AtlasClient):
         self.get("/audit-events", name="/audit-events?recent", limit=50)
 
 
-class ReferenceMix(AtlasClient):
-    """The reference project's mix (weights 1:2:3:4) on our API, 5 links of each kind."""
+class ReferenceMixTasks(MixClient):
+    """The reference project's mix (weights 1:2:3:4), 5 links of each kind: the one definition.
 
-    wait_time = between(0.1, 2)
-    needs = frozenset({"processes:write"})
+    `ReferenceMix*` send it to Atlas as signed-in users, `RawMix*` to the raw-limit fixture
+    (`reference_app.py`) as nobody: the same requests, the same names in locust's tables.
+    """
+
+    abstract = True
 
     @tag("write", "process")
     @task(1)
@@ -609,8 +695,37 @@ class ReferenceMix(AtlasClient):
         self.get("/processes", name="/processes?limit=100", limit=100)
 
 
+class ReferenceMix(ReferenceMixTasks, AtlasClient):
+    """The reference mix on our API, as people holding `processes:write`."""
+
+    wait_time = between(0.1, 2)
+    needs = frozenset({"processes:write"})
+
+
 class ReferenceMixNoThink(ReferenceMix):
     """The reference mix with no think time: as many requests as the server answers."""
+
+    wait_time = constant(0)
+
+
+class RawClient(MixClient):
+    """A user of the raw-limit fixture: no sign-in; the ids come from its `/catalogue`."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        catalogue.load_raw(self)
+        readiness.mark()
+
+
+class RawMix(ReferenceMixTasks, RawClient):
+    """The reference mix against the raw-limit fixture, 0.1-2 s think time."""
+
+    wait_time = between(0.1, 2)
+
+
+class RawMixNoThink(RawMix):
+    """The reference mix against the raw-limit fixture, no think time."""
 
     wait_time = constant(0)
 
