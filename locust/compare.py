@@ -115,9 +115,8 @@ def measure(
     headers = f'["Authorization"] = "Bearer {token}"' if token else ""
     prefix = target if server.name != "reference app" else "/processes/"
     script = args.out_dir / f"{label}.lua"
-    script.write_text(
-        bench.WRK_SCRIPT % {"ids": ",".join(map(str, ids)), "headers": headers, "prefix": prefix}
-    )
+    paths = ",".join(f'"{prefix}{process_id}"' for process_id in ids)
+    script.write_text(bench.WRK_SCRIPT % {"paths": paths, "headers": headers})
     base = ["wrk", "-t2", f"-c{args.connections}", "--latency", "-s", str(script)]
     subprocess.run([*base, "-d2s", server.url], capture_output=True, check=False)  # warm-up
     workers = server.workers()

@@ -10,6 +10,9 @@ before and after on their machine:
 - `two-redis-round-trips`: the rate limiter does not read the token state along with its
   bucket, so the token check makes its own `MGET` (change 6): the lifespan's
   `rate_limiter` is built with callers that prefetch nothing.
+- `transactional-reads`: GET requests run in a transaction (`BEGIN` ... `COMMIT`) as writes
+  do, instead of in autocommit (change 19): the lifespan's `read_sessionmaker` is the
+  transactional one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from fastapi import FastAPI
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 EXPERIMENTS = set(filter(None, os.environ.get("EXPERIMENTS", "").split(",")))
-KNOWN = {"no-heap-settle", "two-redis-round-trips"}
+KNOWN = {"no-heap-settle", "two-redis-round-trips", "transactional-reads"}
 
 
 def create_app() -> FastAPI:
@@ -39,7 +42,21 @@ def create_app() -> FastAPI:
     app = main.create_configured_app()
     if "two-redis-round-trips" in EXPERIMENTS:
         app.router.lifespan_context = _without_prefetch(app.router.lifespan_context)
+    if "transactional-reads" in EXPERIMENTS:
+        app.router.lifespan_context = _transactional_reads(app.router.lifespan_context)
     return app
+
+
+def _transactional_reads(lifespan: Lifespan) -> Lifespan:
+    """The same lifespan, with GET sessions in a transaction like every other request's."""
+
+    @asynccontextmanager
+    async def wrapped(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            state["read_sessionmaker"] = state["sessionmaker"]
+            yield state
+
+    return wrapped
 
 
 def _without_prefetch(lifespan: Lifespan) -> Lifespan:

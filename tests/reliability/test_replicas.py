@@ -206,6 +206,17 @@ async def replayed_everything(primary_url: str, replica_url: str) -> None:
         await replica.close()
 
 
+async def polling_rarely(replicated: Replicated, redis_url: str) -> Settings:
+    """Settings of a second app that polls every 30 s, once the replica has replayed all."""
+    await replayed_everything(replicated.primary_url, replicated.replica_url)
+    return replicated_settings(
+        replicated.primary_url,
+        replicated.replica_url,
+        redis_url,
+        database_read_poll_seconds=30.0,
+    )
+
+
 async def insert_on_primary(primary_url: str, name: str) -> int:
     """A department written straight to the primary, by no client of the app."""
     connection = await asyncpg.connect(str(async_url(primary_url).set(drivername="postgresql")))
@@ -293,13 +304,7 @@ async def test_a_replica_that_caught_up_with_the_client_serves_its_next_reads(
 ) -> None:
     # An app that polls rarely: its cached replay position is always behind a new write,
     # so each read after one asks the replica afresh, and uses it once it has replayed.
-    rarely = replicated_settings(
-        replicated.primary_url,
-        replicated.replica_url,
-        redis_url,
-        database_read_poll_seconds=30.0,
-    )
-    await replayed_everything(replicated.primary_url, replicated.replica_url)
+    rarely = await polling_rarely(replicated, redis_url)
     async with serving(rarely, redis) as client:
         await wait_for_replica(client, "up")
         for round_ in range(3):
@@ -390,14 +395,8 @@ async def test_a_stopped_replica_leaves_reads_to_the_primary_without_errors(
 ) -> None:
     # A second app that polls rarely: its first read after the stop still picks the
     # replica, fails on it and is served again from the primary.
-    rarely = replicated_settings(
-        replicated.primary_url,
-        replicated.replica_url,
-        redis_url,
-        database_read_poll_seconds=30.0,
-    )
+    rarely = await polling_rarely(replicated, redis_url)
     client = replicated.client
-    await replayed_everything(replicated.primary_url, replicated.replica_url)
     async with serving(rarely, redis) as unaware:
         await wait_for_replica(unaware, "up")
         assert (await unaware.get(DEPARTMENTS, headers=replicated.headers)).status_code == 200
