@@ -190,9 +190,10 @@ def reads_in_autocommit(settings: Settings) -> bool:
     """Whether GET requests run in autocommit: each statement then is its own transaction.
 
     It is one in a READ COMMITTED transaction too (every statement takes a new snapshot
-    there), so a read loses nothing, and saves the `BEGIN` and `COMMIT` round trips: a third
-    of a GET's database work and a fifth of its CPU (docs/benchmarks.md, change 19). Reads
-    that lock rows need a transaction: such a route is marked `@reads_primary`.
+    there), so a read loses nothing, and saves the `BEGIN` and `COMMIT` round trips: about
+    a quarter of PostgreSQL's CPU per GET by id (docs/benchmarks.md, change 19; the worker's
+    CPU barely moves). Reads that lock rows need a transaction: such a route is marked
+    `@reads_primary`.
 
     Not behind a PgBouncer that forgets prepared statements (`DB_PGBOUNCER` without
     `DB_PGBOUNCER_PREPARED_STATEMENTS`): asyncpg prepares a statement, then executes it, and
