@@ -43,7 +43,10 @@ POLL_SECONDS = 0.1
 # Reads in these tests come moments after a write while replay is paused: the replica must
 # stay "up" meanwhile, so only the client's read-after position sends them to the primary.
 MAX_LAG_SECONDS = 60.0
-WAIT_STEPS = 100  # polls of 0.05 s: a state change the poll sees within 5 s
+WAIT_STEPS = 200  # polls of 0.05 s: a state change the poll sees within 10 s
+# A restarted standby streams again at once instead of after the default 5 s; replay that
+# waits for a read on the standby says so in its log, which a failed wait prints.
+STANDBY_SETTINGS = "wal_retrieve_retry_interval = '100ms'\nlog_recovery_conflict_waits = on\n"
 
 
 class StreamingReplica(PostgresCluster):
@@ -56,7 +59,13 @@ class StreamingReplica(PostgresCluster):
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
             "-D", str(replica.data), "-R", "-X", "stream", "-c", "fast", "--no-sync",
         )  # fmt: skip
+        with (replica.data / "postgresql.auto.conf").open("a") as conf:
+            conf.write(STANDBY_SETTINGS)
         return replica
+
+    def log_tail(self, characters: int = 2000) -> str:
+        log = self.root / "log"
+        return log.read_text(errors="replace")[-characters:] if log.exists() else "(no log)"
 
 
 @dataclass
@@ -183,24 +192,34 @@ async def replay_paused(replica_url: str) -> AsyncIterator[None]:
         await connection.close()
 
 
-async def replayed_everything(primary_url: str, replica_url: str) -> None:
+async def replayed_everything(replicated: Replicated) -> None:
     """Wait until the replica has replayed all the primary had written when this was called.
 
     An app's first poll samples the primary, then the replica: a replica still replaying
-    then is reported lagging until the next poll, which an app polling rarely makes late.
+    then is reported lagging until the next poll, which an app polling rarely (or allowing
+    little lag) makes late. A replica that never catches up fails with what it is doing.
     """
-    primary = await asyncpg.connect(str(async_url(primary_url).set(drivername="postgresql")))
-    replica = await asyncpg.connect(str(async_url(replica_url).set(drivername="postgresql")))
+    primary_dsn = async_url(replicated.primary_url).set(drivername="postgresql")
+    replica_dsn = async_url(replicated.replica_url).set(drivername="postgresql")
+    primary = await asyncpg.connect(str(primary_dsn))
+    replica = await asyncpg.connect(str(replica_dsn))
     try:
         written = await primary.fetchval("SELECT pg_current_wal_flush_lsn()::text")
         replayed = None
-        for _ in range(2 * WAIT_STEPS):
+        for _ in range(WAIT_STEPS):
             replayed = await replica.fetchval("SELECT pg_last_wal_replay_lsn()::text")
             if (parse_lsn(replayed) or -1) >= (parse_lsn(written) or 0):
                 return
             await asyncio.sleep(0.05)
         paused = await replica.fetchval("SELECT pg_get_wal_replay_pause_state()")
-        raise AssertionError(f"the replica replayed {replayed}, not {written} ({paused})")
+        receiver = await replica.fetchrow(
+            "SELECT status, flushed_lsn::text FROM pg_stat_wal_receiver"
+        )
+        raise AssertionError(
+            f"the replica replayed {replayed}, not {written} (replay {paused}, "
+            f"receiver {dict(receiver) if receiver else 'not running'})\n"
+            f"{replicated.replica.log_tail()}"
+        )
     finally:
         await primary.close()
         await replica.close()
@@ -208,7 +227,7 @@ async def replayed_everything(primary_url: str, replica_url: str) -> None:
 
 async def polling_rarely(replicated: Replicated, redis_url: str) -> Settings:
     """Settings of a second app that polls every 30 s, once the replica has replayed all."""
-    await replayed_everything(replicated.primary_url, replicated.replica_url)
+    await replayed_everything(replicated)
     return replicated_settings(
         replicated.primary_url,
         replicated.replica_url,
@@ -375,6 +394,7 @@ async def test_a_lagging_replica_is_left_for_the_primary(
         redis_url,
         database_read_max_lag_seconds=0.5,
     )
+    await replayed_everything(replicated)  # else an earlier test's writes may count as lag
     async with serving(settings, redis) as client:
         await wait_for_replica(client, "up")
         lagging = await metric(client, "db_read_fallbacks_total", reason="lagging")
@@ -420,6 +440,7 @@ async def test_a_stopped_replica_leaves_reads_to_the_primary_without_errors(
         finally:
             replicated.replica.start()
     await wait_for_replica(client, "up")
+    await replayed_everything(replicated)  # the next test starts with a replica caught up
 
 
 async def test_a_routed_read_sends_the_statements_of_an_unrouted_one(
