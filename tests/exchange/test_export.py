@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.domains.exchange import queries as exchange_queries
@@ -288,3 +290,75 @@ async def test_a_worker_streams_a_bounded_number_of_exports_at_once(
     finally:
         for stream in streaming:
             await stream.aclose()
+
+
+async def open_transactions(session: AsyncSession) -> int:
+    """Other sessions of this database inside a transaction that runs nothing now."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+    )
+    count = (await session.execute(query)).scalar_one()
+    await session.commit()
+    return int(count)
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_a_download_that_stops_midway_gives_its_connection_back_at_once(
+    app: FastAPI,
+    client: AsyncClient,
+    session: AsyncSession,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    spec_version: str,
+) -> None:
+    """The client goes away after the first chunk: the snapshot ends with the request.
+
+    Starlette would leave the stream suspended, its REPEATABLE READ transaction open on a
+    pooled connection, until the garbage collector got to it.
+    """
+    monkeypatch.setattr(exchange_queries, "BATCH_ROWS", 2)
+    await _processes(session, 5)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": spec_version},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"{API}/processes/export",
+        "raw_path": f"{API}/processes/export".encode(),
+        "query_string": b"format=ndjson",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if requested:  # a server's receive waits for the disconnect
+            await asyncio.Event().wait()
+        requested = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and any(
+            m["type"] == "http.response.body" for m in sent
+        ):
+            raise OSError("the client went away")
+        sent.append(message)
+
+    with pytest.raises(Exception):  # noqa: B017, PT011 (whichever Starlette makes of it)
+        await app(scope, receive, send)
+
+    assert sent[0]["status"] == 200
+    assert await open_transactions(session) == 0
+    again = await client.get(f"{API}/processes/export", headers=headers)
+    assert again.status_code == 200
+    assert len(rows_of(again)) == 5

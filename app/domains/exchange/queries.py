@@ -14,7 +14,7 @@ Python only joins them (docs/benchmarks.md, "Export and import").
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -142,7 +142,7 @@ async def export_file(
     filters: Any,
     file_format: ExportFormat,
     at_most: int = 4,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """The whole filtered set as a file, in chunks; the first has the header and first batch.
 
     503 when this worker already streams `at_most` exports (EXPORT_MAX_CONCURRENT): each

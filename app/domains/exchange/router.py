@@ -6,13 +6,16 @@ never reaches `/processes/{process_id:id}` (docs/api.md, Export).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Receive, Scope, Send
 
 from app.core.database import SessionDep
 from app.core.errors import AUTHENTICATED_ERRORS, problem_responses
@@ -90,7 +93,7 @@ def _exporting(collection: Collection) -> dict[str, Any]:
         "path": f"/{collection.name}/export",
         "operation_id": f"{collection.name}-export",
         "tags": [collection.name],
-        "response_class": StreamingResponse,
+        "response_class": ExportResponse,
         "responses": EXPORT_RESPONSES,
     }
 
@@ -107,15 +110,34 @@ def _importing(collection: Collection) -> dict[str, Any]:
     }
 
 
-async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+class ExportResponse(StreamingResponse):
+    """A stream that closes its chunks however it ends, so the export's connection goes back.
+
+    Starlette leaves an unfinished iterator to the garbage collector when sending fails, the
+    client goes away while a chunk is being sent, or a HEAD stops after the headers: the
+    export's snapshot and pooled connection would stay open until a collection.
+    """
+
+    body_iterator: AsyncGenerator[bytes]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()
+
+
+async def _then(first: bytes, rest: AsyncGenerator[bytes]) -> AsyncGenerator[bytes]:
+    async with aclosing(rest):
+        yield first
+        async for chunk in rest:
+            yield chunk
 
 
 async def _export(
     request: Request, collection: Collection, filters: Any, file_format: ExportFormat
-) -> StreamingResponse:
+) -> ExportResponse:
     chunks = exchange_queries.export_file(
         request.state.engine,
         collection=collection,
@@ -128,7 +150,7 @@ async def _export(
     first = await anext(chunks)
     day = datetime.now(UTC).strftime("%Y%m%d")
     name = f"{collection.name}-{day}.{file_format.value}"
-    return StreamingResponse(
+    return ExportResponse(
         _then(first, chunks),
         media_type=CONTENT_TYPES[file_format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
@@ -161,7 +183,7 @@ async def export_departments(
     request: Request,
     filters: Annotated[DepartmentFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every department the filters select, as CSV or NDJSON."""
     return await _export(request, DEPARTMENTS, filters, format)
 
@@ -172,7 +194,7 @@ async def export_locations(
     request: Request,
     filters: Annotated[LocationFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every location the filters select, as CSV or NDJSON."""
     return await _export(request, LOCATIONS, filters, format)
 
@@ -183,7 +205,7 @@ async def export_resources(
     request: Request,
     filters: Annotated[ResourceFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every resource the filters select, as CSV or NDJSON."""
     return await _export(request, RESOURCES, filters, format)
 
@@ -194,7 +216,7 @@ async def export_processes(
     request: Request,
     filters: Annotated[ProcessFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every process the filters select, with its links, as CSV or NDJSON."""
     return await _export(request, PROCESSES, filters, format)
 
@@ -205,7 +227,7 @@ async def export_roles(
     request: Request,
     filters: Annotated[RoleFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every role the filters select, as CSV or NDJSON."""
     return await _export(request, ROLES, filters, format)
 
@@ -216,7 +238,7 @@ async def export_users(
     request: Request,
     filters: Annotated[UserFilters, Query()],
     format: Format = ExportFormat.CSV,
-) -> StreamingResponse:
+) -> ExportResponse:
     """Download every user the filters select (never a password hash), as CSV or NDJSON."""
     return await _export(request, USERS, filters, format)
 
