@@ -37,6 +37,7 @@ from app.core.metrics import (
 from app.core.middleware import (
     AllowedHostsMiddleware,
     BodySizeLimitMiddleware,
+    HeadMiddleware,
     JsonBodyMiddleware,
     ObservabilityMiddleware,
     RequestIdMiddleware,
@@ -157,8 +158,9 @@ def _add_middleware(
     # Added innermost first: the last one added is the outermost. The access log, the
     # metrics and the security headers wrap the body limit and the rate limiter, so that
     # 413 and 429 answers are logged, counted and carry the headers like any other.
+    app.add_middleware(HeadMiddleware)  # innermost: everything outside it sees HEAD
     if settings.database_read_url:
-        # Innermost: a read retried on the primary passes the rate limiter and the log once.
+        # A read retried on the primary passes the rate limiter and the log once.
         app.add_middleware(ReadRoutingMiddleware, always_secure=settings.behind_https)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(JsonBodyMiddleware, routes=routes)

@@ -6,6 +6,7 @@ whole stack is measured in docs/observability.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -50,6 +51,37 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class _HeadAnswered(Exception):
+    """A HEAD's headers and empty body are sent: the route's further work is not needed."""
+
+
+class HeadMiddleware:
+    """HEAD is GET without the content (RFC 9110, 9.3.2): same route, status and headers.
+
+    Innermost, so the rate limiter, the metrics and the access log see HEAD; the router sees
+    GET, which also answers HEAD on a path without GET with the 405 a GET gets. A streaming
+    answer (an export) is stopped after its headers instead of produced for nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            raise _HeadAnswered
+
+        with contextlib.suppress(_HeadAnswered):
+            await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

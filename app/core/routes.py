@@ -76,6 +76,8 @@ class RouteIndex:
             return ""
         picked = matching[0][0]
         allowed = {m for template, methods in matching if template == picked for m in methods}
+        if "GET" in allowed:
+            allowed.add("HEAD")  # HeadMiddleware answers HEAD wherever GET is
         return ", ".join(sorted(allowed))
 
     def reads_json(self, method: str, path: str) -> bool:

@@ -443,7 +443,7 @@ async def test_a_method_a_path_does_not_take_answers_405_naming_every_method_it_
 ) -> None:
     item = await client.options(f"{API}/users/1", headers=admin_headers)
     assert_problem(item, 405)
-    assert item.headers["allow"] == "DELETE, GET, PATCH"
+    assert item.headers["allow"] == "DELETE, GET, HEAD, PATCH"
     me = await client.delete(f"{API}/users/me", headers=admin_headers)
     assert_problem(me, 405)
-    assert me.headers["allow"] == "GET, PATCH"
+    assert me.headers["allow"] == "GET, HEAD, PATCH"
