@@ -44,9 +44,14 @@ POLL_SECONDS = 0.1
 # stay "up" meanwhile, so only the client's read-after position sends them to the primary.
 MAX_LAG_SECONDS = 60.0
 WAIT_STEPS = 200  # polls of 0.05 s: a state change the poll sees within 10 s
-# A restarted standby streams again at once instead of after the default 5 s; replay that
-# waits for a read on the standby says so in its log, which a failed wait prints.
-STANDBY_SETTINGS = "wal_retrieve_retry_interval = '100ms'\nlog_recovery_conflict_waits = on\n"
+# A restarted standby streams again at once instead of after the default 5 s; replay waits
+# at most 1 s (not 30) for a read on the standby it conflicts with, and says so in its log,
+# which a failed wait prints.
+STANDBY_SETTINGS = (
+    "wal_retrieve_retry_interval = '100ms'\n"
+    "max_standby_streaming_delay = '1s'\n"
+    "log_recovery_conflict_waits = on\n"
+)
 
 
 class StreamingReplica(PostgresCluster):
