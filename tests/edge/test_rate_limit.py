@@ -139,7 +139,9 @@ async def test_unreachable_redis_lets_requests_through_and_warns_once(
     assert len(warnings) == 1
     assert warnings[0]["level"] == "WARNING"
     assert _sample("rate_limiter_errors_total") == errors_before + 7
-    assert elapsed < 5
+    # Not a speed target: a refused connection must not wait for a socket timeout (5 s each,
+    # 35 s for these 7 requests); the bound leaves a loaded CI machine room.
+    assert elapsed < 20
 
 
 async def test_a_valid_bearer_token_does_not_open_a_fresh_login_bucket(
