@@ -274,6 +274,9 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     api_token_max_days: int = Field(default=365, ge=1, le=3650)
+    # Live (unrevoked, unexpired) API tokens one account may hold: each costs a row, a cached
+    # copy in Redis and a secret to keep; a script minting tokens in a loop stops here.
+    api_tokens_max_per_user: int = Field(default=100, ge=1, le=100_000)
 
     # Login throttling (counted in Redis)
     login_max_failures: int = Field(default=5, ge=1)

@@ -197,6 +197,46 @@ async def test_the_maximum_lifetime_is_a_setting(
     assert timedelta(days=29) < lifetime <= timedelta(days=30)
 
 
+async def test_an_account_holds_a_bounded_number_of_live_tokens(
+    client_with: ClientFactory, factory: Factory, session: AsyncSession
+) -> None:
+    user, other = await factory.user(), await factory.user()
+    headers = factory.headers(user)
+    async with client_with(API_TOKENS_MAX_PER_USER=3) as client:
+        created = [await _issue(client, headers, []) for _ in range(3)]
+        refused = await _create(client, headers, [])
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "3 live API tokens" in refused.json()["detail"]
+        # A revoked token frees its place, and so does an expired one.
+        revoked = await client.delete(f"{TOKENS}/{created[0]['id']}", headers=headers)
+        assert revoked.status_code == 204
+        await _issue(client, headers, [])
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == created[1]["id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+        await _issue(client, headers, [])
+        assert (await _create(client, headers, [])).status_code == 409
+        # Each account has its own bound.
+        await _issue(client, factory.headers(other), [])
+
+
+async def test_concurrent_creations_never_pass_the_bound(
+    client_with: ClientFactory, factory: Factory, session: AsyncSession
+) -> None:
+    user = await factory.user()
+    async with client_with(API_TOKENS_MAX_PER_USER=3) as client:
+        answers = await asyncio.gather(
+            *(_create(client, factory.headers(user), []) for _ in range(12))
+        )
+    assert sorted(answer.status_code for answer in answers) == [201] * 3 + [409] * 9
+    held = await session.scalars(select(ApiToken.id).where(ApiToken.user_id == user.id))
+    assert len(held.all()) == 3
+
+
 async def test_unknown_permissions_and_bad_names_answer_422(
     client: AsyncClient, factory: Factory
 ) -> None:

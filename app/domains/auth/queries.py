@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import Keyset, PageParams, PageResult, fetch_page
@@ -60,6 +60,21 @@ async def api_token_record(session: AsyncSession, token_hash: str) -> ApiTokenRe
         permissions=frozenset(row.permissions),
         expires_at=row.expires_at.timestamp(),
     )
+
+
+async def count_live_api_tokens_locked(session: AsyncSession, user_id: int) -> int:
+    """The user's unrevoked, unexpired API tokens, their account row locked first.
+
+    `FOR NO KEY UPDATE`: two creators for one account queue on it, so neither counts before
+    the other's token is there; the token's own foreign key (`FOR KEY SHARE`) still passes.
+    """
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    live = select(func.count()).where(
+        ApiToken.user_id == user_id,
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at > func.now(),
+    )
+    return int((await session.execute(live)).scalar_one())
 
 
 async def get_api_token_for_update(

@@ -218,6 +218,12 @@ async def create_api_token(
             },
         )
     owner_id = await _api_token_owner(session, data=data, actor=actor)
+    most = auth.settings.api_tokens_max_per_user
+    if await auth_queries.count_live_api_tokens_locked(session, owner_id) >= most:
+        raise Conflict(
+            f"User {owner_id} already holds {most} live API tokens, the most one account may "
+            "(API_TOKENS_MAX_PER_USER); revoke one first."
+        )
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     api_token = ApiToken(
         user_id=owner_id,
