@@ -68,8 +68,37 @@ def two_workers(
         yield server
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _until_both_workers_answer(server: Server) -> None:
+    """Readiness probes (never rate limited) until two live workers have each answered one.
+
+    `serve` returns once the server answers, which one worker suffices for: on a loaded
+    machine the other may still be starting, and a killed one is replaced after a while.
+    """
+    ready = {"method": "GET", "route": "/api/v1/ready"}
+
+    def answered() -> set[int]:
+        counted = _per_worker(server.metrics_dir, "http_requests_total", **ready)
+        return {pid for pid in counted if _alive(pid)}
+
+    for _ in range(STARTUP_SECONDS * 4):
+        if len(answered()) >= 2:
+            return
+        await _burst(f"{server.url}/api/v1/ready", 10)
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"only {sorted(answered())} answered within {STARTUP_SECONDS} s")
+
+
 @pytest.fixture
 async def server_keys(two_workers: Server, redis: Redis) -> AsyncIterator[None]:
+    await _until_both_workers_answer(two_workers)
     yield
     keys = [key async for key in redis.scan_iter(match=f"{two_workers.key_prefix}*")]
     if keys:
