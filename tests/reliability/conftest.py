@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -15,15 +14,18 @@ from redis.asyncio import Redis
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core import migrations
 from app.core.config import Settings
-from app.core.database import create_database_if_missing
 from app.core.security import PasswordHashing, TokenCodec
 from app.domains.user.models import User
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, Factory
-from tests.reliability.servers import PostgresCluster, RedisServer
+from tests.reliability.servers import (
+    PostgresCluster,
+    RedisServer,
+    migrated_database,
+    running_cluster,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -85,20 +87,13 @@ def assert_problem(response: Response, status: int) -> None:
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of this test process's own, on a spare port."""
-    cluster = PostgresCluster.create()
-    try:
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture(scope="session")
 async def cluster_database_url(postgres_cluster: PostgresCluster) -> str:
-    url = postgres_cluster.url("process_atlas")
-    await create_database_if_missing(url)
-    await asyncio.to_thread(migrations.upgrade, url)
-    return url
+    return await migrated_database(postgres_cluster, "process_atlas")
 
 
 @pytest.fixture

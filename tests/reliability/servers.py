@@ -7,6 +7,7 @@ PgBouncer refuses root too. `docker/scale/pgbouncer_bench.py` starts its PgBounc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -23,6 +24,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
+
+from app.core import migrations
+from app.core.database import create_database_if_missing
 
 STARTUP_SECONDS = 30
 
@@ -147,6 +151,25 @@ class PostgresCluster:
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise RuntimeError(f"{program} failed: {result.stderr}{result.stdout}\n{tail}")
         return result
+
+
+@contextmanager
+def running_cluster() -> Iterator[PostgresCluster]:
+    """A new cluster, started; destroyed (stopped and removed) afterwards."""
+    cluster = PostgresCluster.create()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+async def migrated_database(cluster: PostgresCluster, name: str) -> str:
+    """The URL of database `name` on `cluster`, created if missing and migrated to head."""
+    url = cluster.url(name)
+    await create_database_if_missing(url)
+    await asyncio.to_thread(migrations.upgrade, url)
+    return url
 
 
 class RedisServer:

@@ -23,15 +23,14 @@ from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from app.core import migrations
 from app.core.config import Settings
-from app.core.database import SessionDep, async_url, create_database_if_missing, reads_primary
+from app.core.database import SessionDep, async_url, reads_primary
 from app.core.read_after import READ_AFTER_COOKIE, READ_AFTER_HEADER
 from app.core.replicas import parse_lsn
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.reliability.conftest import add_superuser
-from tests.reliability.servers import PostgresCluster
+from tests.reliability.servers import PostgresCluster, migrated_database, running_cluster
 from tests.statements import count_statements
 
 pytestmark = pytest.mark.slow
@@ -88,20 +87,13 @@ class Replicated:
 
 @pytest.fixture(scope="module")
 def primary() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster.create()
-    try:
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture(scope="module")
 async def primary_url(primary: PostgresCluster) -> str:
-    url = primary.url(DATABASE)
-    await create_database_if_missing(url)
-    await asyncio.to_thread(migrations.upgrade, url)
-    return url
+    return await migrated_database(primary, DATABASE)
 
 
 @pytest.fixture(scope="module")
